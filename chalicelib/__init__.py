@@ -1,0 +1,1 @@
+"""Serving library of the recommendation API (numpy only; training lives in chalicelib.training)."""

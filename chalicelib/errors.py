@@ -1,0 +1,85 @@
+"""Narrow exceptions of the application and their HTTP mapping.
+
+Code deep in chalicelib raises these; :func:`error_response` is the single
+place that turns them into an HTTP status and a JSON body.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class RecommenderError(Exception):
+    """Base class of every error this application raises on purpose."""
+
+    #: Short machine-readable code placed in the JSON error body.
+    code = "error"
+
+
+class ConfigError(RecommenderError):
+    """The stage configuration is missing a setting or holds a malformed one."""
+
+    code = "configuration_error"
+
+
+class InvalidRequest(RecommenderError):
+    """The client sent input that breaks the API contract."""
+
+    code = "invalid_request"
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class ItemNotFound(RecommenderError):
+    """An item id the live model does not know."""
+
+    code = "item_not_found"
+
+    def __init__(self, item_id: str) -> None:
+        super().__init__(f"item {item_id!r} is not in the live model")
+        self.item_id = item_id
+
+
+class ArtifactError(RecommenderError):
+    """A model artifact is missing, corrupted or inconsistent."""
+
+    code = "invalid_artifact"
+
+
+class ModelUnavailable(RecommenderError):
+    """No model could be loaded, so nothing can be recommended."""
+
+    code = "model_unavailable"
+
+
+_HTTP_STATUS: dict[type[RecommenderError], int] = {
+    InvalidRequest: 400,
+    ItemNotFound: 404,
+    ModelUnavailable: 503,
+    ArtifactError: 503,
+    ConfigError: 500,
+}
+
+
+def http_status(error: RecommenderError) -> int:
+    """HTTP status code for *error* (500 for anything not mapped)."""
+    for error_type in type(error).__mro__:
+        if error_type in _HTTP_STATUS:
+            return _HTTP_STATUS[error_type]
+    return 500
+
+
+def error_body(error: RecommenderError) -> dict[str, Any]:
+    """JSON body describing *error*: ``{"error": code, "message": text[, "field": name]}``."""
+    body: dict[str, Any] = {"error": error.code, "message": str(error)}
+    field = getattr(error, "field", None)
+    if field is not None:
+        body["field"] = field
+    return body
+
+
+def error_response(error: RecommenderError) -> tuple[int, dict[str, Any]]:
+    """Status code and JSON body for *error*."""
+    return http_status(error), error_body(error)

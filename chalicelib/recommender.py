@@ -1,0 +1,220 @@
+"""Scoring with a matrix-factorisation model, in numpy only.
+
+The module-level functions are the maths (pure, array in, array out); the
+:class:`Recommender` binds them to one loaded :class:`ModelArtifact` and
+translates between external ids and row indices.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import numpy as np
+
+from chalicelib.artifact import ModelArtifact
+from chalicelib.errors import ItemNotFound
+
+DEFAULT_REGULARIZATION = 0.01
+DEFAULT_ALPHA = 1.0
+
+
+def top_n(scores: np.ndarray, n: int, exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Indices and scores of the *n* best entries of *scores*, best first.
+
+    Entries listed in *exclude* never appear; ties are broken by the lower
+    index so results are deterministic.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    if exclude is not None and len(exclude):
+        scores = scores.copy()
+        scores[exclude] = -np.inf
+    available = int(np.count_nonzero(scores > -np.inf))
+    n = min(n, available)
+    if n <= 0:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
+    if n < scores.shape[0]:
+        # The n-th best score decides the cut; keep every tie with it so the
+        # index tie-break below sees all of them.
+        threshold = np.partition(scores, scores.shape[0] - n)[scores.shape[0] - n]
+        candidates = np.flatnonzero(scores >= threshold)
+    else:
+        candidates = np.arange(scores.shape[0])
+    order = np.lexsort((candidates, -scores[candidates]))[:n]
+    best = candidates[order]
+    return best, scores[best]
+
+
+def normalize_rows(matrix: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length; all-zero rows stay zero."""
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return np.divide(matrix, norms, out=np.zeros_like(matrix), where=norms > 0)
+
+
+def similar_item_scores(normalized_items: np.ndarray, item_index: int) -> np.ndarray:
+    """Cosine similarity of every item to *item_index* (rows already unit length)."""
+    return normalized_items @ normalized_items[item_index]
+
+
+def fold_in(
+    item_factors: np.ndarray,
+    gram: np.ndarray,
+    item_indices: np.ndarray,
+    values: np.ndarray,
+    regularization: float,
+    alpha: float = 1.0,
+) -> np.ndarray:
+    """Solve for the user vector that implicit ALS would give these interactions.
+
+    With confidences ``c_i = alpha * value_i`` (repeated items summed first),
+    this is the closed form of Hu, Koren & Volinsky as implicit computes it::
+
+        A = YᵀY + λI + Σ_i (|c_i| - 1) y_i y_iᵀ
+        b = Σ_{c_i > 0} c_i y_i
+        x = A⁻¹ b
+
+    A negative value is negative feedback: confidence |c_i| in preference 0.
+
+    Parameters
+    ----------
+    item_factors: (n_items, k) matrix Y.
+    gram: YᵀY, precomputed once per model.
+    item_indices, values: the interactions, as rows of Y and their strengths.
+    regularization: λ used in training.
+    alpha: confidence scaling used in training.
+    """
+    item_indices = np.asarray(item_indices, dtype=np.int64)
+    values = np.asarray(values, dtype=np.float64)
+    unique, inverse = np.unique(item_indices, return_inverse=True)
+    confidences = alpha * np.bincount(inverse, weights=values, minlength=unique.shape[0])
+    keep = confidences != 0
+    unique, confidences = unique[keep], confidences[keep]
+
+    factors = item_factors[unique].astype(np.float64)
+    k = item_factors.shape[1]
+    a = gram.astype(np.float64) + regularization * np.eye(k)
+    a += factors.T @ ((np.abs(confidences) - 1.0)[:, None] * factors)
+    positive = confidences > 0
+    b = factors[positive].T @ confidences[positive]
+    return np.linalg.solve(a, b)
+
+
+@dataclass(frozen=True)
+class Recommendations:
+    """An answer: ranked item ids with scores, and how they were obtained."""
+
+    model_version: str | None
+    strategy: str
+    item_ids: list[str]
+    scores: list[float]
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON body the API returns."""
+        return {
+            "model_version": self.model_version,
+            "strategy": self.strategy,
+            **self.details,
+            "items": [
+                {"item_id": item_id, "score": round(float(score), 6)}
+                for item_id, score in zip(self.item_ids, self.scores)
+            ],
+        }
+
+
+class Recommender:
+    """Answers recommendation questions from one loaded model.
+
+    Everything derived from the artifact (id maps, unit-length item rows,
+    YᵀY, popularity order) is computed once here, at load time, so each
+    request costs one matrix-vector product.
+    """
+
+    def __init__(self, artifact: ModelArtifact) -> None:
+        self.artifact = artifact
+        self.version = artifact.version
+        self._item_ids = artifact.item_ids
+        self._item_index = {item_id: i for i, item_id in enumerate(artifact.item_ids.tolist())}
+        self._user_index = {user_id: u for u, user_id in enumerate(artifact.user_ids.tolist())}
+        self._normalized_items = normalize_rows(artifact.item_factors)
+        self._gram = artifact.item_factors.T.astype(np.float64) @ artifact.item_factors.astype(np.float64)
+        self._popular_order = np.argsort(-artifact.item_popularity, kind="stable")
+        hyperparameters = artifact.hyperparameters
+        self._regularization = float(hyperparameters.get("regularization", DEFAULT_REGULARIZATION))
+        self._alpha = float(hyperparameters.get("alpha", DEFAULT_ALPHA))
+
+    def knows_user(self, user_id: str) -> bool:
+        """Whether *user_id* has trained factors in this model."""
+        return user_id in self._user_index
+
+    def _answer(self, strategy: str, indices: np.ndarray, scores: np.ndarray, **details: Any) -> Recommendations:
+        return Recommendations(
+            model_version=self.version,
+            strategy=strategy,
+            item_ids=self._item_ids[indices].tolist(),
+            scores=scores.tolist(),
+            details=details,
+        )
+
+    def _seen_by(self, user_row: int) -> np.ndarray:
+        indptr = self.artifact.seen_indptr
+        return self.artifact.seen_indices[indptr[user_row]:indptr[user_row + 1]]
+
+    def recommend_for_user(self, user_id: str, n: int) -> Recommendations:
+        """Top *n* items for *user_id*, without the items seen in training.
+
+        Users the model does not know get the most popular items.
+        """
+        user_row = self._user_index.get(user_id)
+        if user_row is None:
+            return self.popular(n)
+        scores = self.artifact.item_factors @ self.artifact.user_factors[user_row]
+        indices, best = top_n(scores, n, exclude=self._seen_by(user_row))
+        return self._answer("personalized", indices, best)
+
+    def similar_items(self, item_id: str, n: int) -> Recommendations:
+        """The *n* items whose factors have the highest cosine similarity to *item_id*.
+
+        Raises
+        ------
+        ItemNotFound
+            If the model does not know *item_id*.
+        """
+        item_row = self._item_index.get(item_id)
+        if item_row is None:
+            raise ItemNotFound(item_id)
+        scores = similar_item_scores(self._normalized_items, item_row)
+        indices, best = top_n(scores, n, exclude=np.array([item_row]))
+        return self._answer("similar", indices, best)
+
+    def popular(self, n: int, exclude: Iterable[int] = ()) -> Recommendations:
+        """The *n* items with the most training interactions, minus *exclude*."""
+        excluded = set(exclude)
+        order = self._popular_order
+        if excluded:
+            order = order[~np.isin(order, list(excluded))]
+        indices = order[:n]
+        return self._answer("popular", indices, self.artifact.item_popularity[indices].astype(np.float64))
+
+    def recommend_for_session(self, item_ids: list[str], n: int) -> Recommendations:
+        """Recommendations for an anonymous visitor who just saw *item_ids*.
+
+        Known items are folded in as one interaction each (repeats add up) to
+        get a user vector; the seen items are excluded. Unknown ids are
+        reported in ``ignored_item_ids``; with no known item at all the
+        answer is the popularity ranking.
+        """
+        rows = [self._item_index.get(item_id) for item_id in item_ids]
+        known = np.array([row for row in rows if row is not None], dtype=np.int64)
+        ignored = [item_id for item_id, row in zip(item_ids, rows) if row is None]
+        details = {"ignored_item_ids": ignored}
+        if known.size == 0:
+            answer = self.popular(n)
+            return Recommendations(answer.model_version, answer.strategy, answer.item_ids, answer.scores, details)
+        user_vector = fold_in(
+            self.artifact.item_factors, self._gram, known, np.ones(known.shape[0]),
+            self._regularization, self._alpha,
+        )
+        scores = self.artifact.item_factors @ user_vector.astype(np.float32)
+        indices, best = top_n(scores, n, exclude=np.unique(known))
+        return self._answer("session", indices, best, **details)

@@ -1,0 +1,1 @@
+"""Training: scipy and implicit live here and are never imported by the serving path."""

@@ -1,0 +1,74 @@
+"""Implicit-feedback ALS (Hu, Koren & Volinsky) trained with the implicit library."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+from implicit.cpu.als import AlternatingLeastSquares
+from threadpoolctl import threadpool_limits
+
+from chalicelib.artifact import ModelArtifact, make_artifact
+from chalicelib.training.interactions import InteractionMatrix
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AlsParameters:
+    """Hyperparameters of implicit ALS; ``alpha`` scales interaction values into confidences."""
+
+    factors: int = 64
+    regularization: float = 0.05
+    alpha: float = 2.0
+    iterations: int = 20
+    random_state: int = 42
+
+
+def train_als(interactions: InteractionMatrix, params: AlsParameters) -> tuple[np.ndarray, np.ndarray]:
+    """Fit ALS on the user × item matrix.
+
+    Returns
+    -------
+    (user_factors, item_factors) as float32 arrays.
+    """
+    # implicit runs its own threads; a multithreaded BLAS underneath only competes with them.
+    with threadpool_limits(limits=1, user_api="blas"):
+        model = AlternatingLeastSquares(
+            factors=params.factors,
+            regularization=params.regularization,
+            alpha=params.alpha,
+            iterations=params.iterations,
+            random_state=params.random_state,
+        )
+        model.fit(interactions.matrix, show_progress=False)
+    return np.asarray(model.user_factors, dtype=np.float32), np.asarray(model.item_factors, dtype=np.float32)
+
+
+def als_artifact(
+    interactions: InteractionMatrix,
+    params: AlsParameters,
+    training_cutoff: datetime | None,
+    metrics: dict[str, Any] | None = None,
+) -> ModelArtifact:
+    """Train ALS and package the result in the artifact format."""
+    user_factors, item_factors = train_als(interactions, params)
+    matrix = interactions.matrix
+    popularity = np.bincount(matrix.indices, minlength=matrix.shape[1]).astype(np.float32)
+    cutoff = training_cutoff.astimezone(timezone.utc).isoformat(timespec="seconds") if training_cutoff else None
+    return make_artifact(
+        item_factors=item_factors,
+        user_factors=user_factors,
+        user_ids=interactions.user_ids,
+        item_ids=interactions.item_ids,
+        item_popularity=popularity,
+        seen_indptr=matrix.indptr,
+        seen_indices=matrix.indices,
+        algorithm="implicit-als",
+        hyperparameters=asdict(params),
+        training_cutoff=cutoff,
+        metrics=metrics,
+    )

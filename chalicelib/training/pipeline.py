@@ -1,0 +1,30 @@
+"""From interaction events to a published model artifact."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+from chalicelib.artifact import ModelArtifact
+from chalicelib.config import PROJECT_DIR
+from chalicelib.training.als import AlsParameters, als_artifact
+from chalicelib.training.interactions import build_interactions
+from chalicelib.training.movielens import Ratings, read_movielens_100k
+
+#: MovieLens-100k, bundled with its licence for the demo and the tests.
+SAMPLE_RATINGS = PROJECT_DIR / "data" / "movielens-100k" / "u.data"
+
+
+def train_from_ratings(ratings: Ratings, params: AlsParameters) -> ModelArtifact:
+    """Train ALS treating every rating as one implicit interaction.
+
+    The training cutoff is the time of the latest rating.
+    """
+    interactions = build_interactions(ratings.user_ids, ratings.item_ids)
+    cutoff = datetime.fromtimestamp(int(ratings.timestamps.max()), tz=timezone.utc) if ratings.timestamps.size else None
+    return als_artifact(interactions, params, cutoff)
+
+
+def train_sample_model(params: AlsParameters | None = None, path: Path = SAMPLE_RATINGS) -> ModelArtifact:
+    """The demo model: ALS on the bundled MovieLens-100k ratings."""
+    return train_from_ratings(read_movielens_100k(path), params or AlsParameters())

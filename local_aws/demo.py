@@ -1,0 +1,199 @@
+"""`make demo`: local AWS stack, a trained model, and the API on http://127.0.0.1:8000.
+
+Runs in the foreground; Ctrl-C stops everything it started. A second run
+stops what a previous run left behind (recorded in ``.demo/run.json``) and
+reuses the DynamoDB data kept in ``.demo/dynamodb``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+from urllib.parse import urlparse
+
+from chalicelib.artifact import ModelStore, new_version_id, serialize
+from chalicelib.aws import s3_client
+from chalicelib.config import PROJECT_DIR, Settings, settings_for_stage
+from chalicelib.errors import ArtifactError
+from chalicelib.training.als import AlsParameters
+from chalicelib.training.pipeline import SAMPLE_RATINGS, train_sample_model
+from local_aws.stack import (
+    FAKE_CREDENTIALS, HOST, DynaliteServer, MotoServer, dynalite_unavailable_reason, port_in_use, provision,
+    wait_until_listening,
+)
+
+STAGE = "local"
+API_PORT = 8000
+DEMO_DIR = PROJECT_DIR / ".demo"
+RUN_FILE = DEMO_DIR / "run.json"
+MODEL_CACHE = DEMO_DIR / "model"
+
+
+def say(message: str) -> None:
+    print(f"[demo] {message}", flush=True)
+
+
+def _port_of(url: str | None) -> int:
+    port = urlparse(url or "").port
+    if port is None:
+        raise SystemExit(f"the {STAGE} stage must give endpoint URLs with explicit ports, got {url!r}")
+    return port
+
+
+def _process_command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def stop_previous_run() -> None:
+    """Stop the processes a previous demo recorded, if they still run."""
+    try:
+        previous = json.loads(RUN_FILE.read_text())
+    except (OSError, ValueError):
+        return
+    for entry in previous.get("processes", []):
+        pid, marker = int(entry["pid"]), entry["marker"]
+        # Only signal a pid that still runs the program we recorded (pids get reused).
+        if pid == os.getpid() or not _alive(pid) or marker not in _process_command_line(pid):
+            continue
+        say(f"stopping {entry['name']} left by a previous run (pid {pid})")
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    RUN_FILE.unlink(missing_ok=True)
+
+
+def record_run(processes: list[dict]) -> None:
+    DEMO_DIR.mkdir(exist_ok=True)
+    RUN_FILE.write_text(json.dumps({"processes": processes}, indent=2))
+
+
+def _sample_fingerprint(params: AlsParameters) -> str:
+    digest = hashlib.sha256(SAMPLE_RATINGS.read_bytes())
+    digest.update(json.dumps(asdict(params), sort_keys=True).encode())
+    digest.update((PROJECT_DIR / "chalicelib" / "training" / "als.py").read_bytes())
+    return digest.hexdigest()
+
+
+def ensure_model(settings: Settings) -> str:
+    """Make sure a model is live in the demo bucket; train one only when no cached copy fits."""
+    store = ModelStore(s3_client(settings), settings.model_bucket, settings.model_prefix)
+    live = store.live_version()
+    if live is not None:
+        say(f"model {live} is already live")
+        return live
+    params = AlsParameters()
+    fingerprint = _sample_fingerprint(params)
+    payload_path, manifest_path, source_path = (
+        MODEL_CACHE / "model.npz", MODEL_CACHE / "manifest.json", MODEL_CACHE / "source.txt"
+    )
+    if source_path.exists() and source_path.read_text() == fingerprint:
+        try:
+            version = store.upload(payload_path.read_bytes(), json.loads(manifest_path.read_text()))
+            say(f"published cached model {version}")
+            return version
+        except (OSError, ValueError, ArtifactError) as exc:
+            say(f"cached model unusable ({exc}); training again")
+    say(f"training ALS on {SAMPLE_RATINGS.relative_to(PROJECT_DIR)} ...")
+    started = time.perf_counter()
+    artifact = train_sample_model(params)
+    payload, manifest = serialize(artifact, new_version_id(), datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    MODEL_CACHE.mkdir(parents=True, exist_ok=True)
+    payload_path.write_bytes(payload)
+    manifest_path.write_text(json.dumps(manifest, indent=2))
+    source_path.write_text(fingerprint)
+    version = store.upload(payload, manifest)
+    say(f"trained and published model {version} in {time.perf_counter() - started:.1f} s")
+    return version
+
+
+def main() -> int:
+    # moto's request log would drown the API's own.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    settings = settings_for_stage(STAGE)
+    s3_port, dynamodb_port = _port_of(settings.s3_endpoint_url), _port_of(settings.dynamodb_endpoint_url)
+    stop_previous_run()
+    for port, what in ((API_PORT, "the API"), (s3_port, "S3"), (dynamodb_port, "DynamoDB")):
+        if port_in_use(port):
+            say(f"port {port} on {HOST}, needed for {what}, is used by another program; stop it and run again")
+            return 1
+
+    started: list = []
+    chalice: subprocess.Popen | None = None
+
+    def on_sigterm(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        moto = MotoServer(s3_port).start()
+        started.append(moto)
+        say(f"S3 (moto) on {moto.url}")
+        reason = dynalite_unavailable_reason()
+        if reason is None:
+            dynalite = DynaliteServer(dynamodb_port, DEMO_DIR / "dynamodb").start()
+            started.append(dynalite)
+            say(f"DynamoDB (dynalite, data in .demo/dynamodb) on {dynalite.url}")
+        else:
+            moto_dynamodb = MotoServer(dynamodb_port).start()
+            started.append(moto_dynamodb)
+            say(f"warning: {reason}; DynamoDB is served by moto on {moto_dynamodb.url}, "
+                "in memory and with queries that slow down as the table grows")
+        provision(settings)
+        ensure_model(settings)
+
+        env = {**os.environ, **FAKE_CREDENTIALS}
+        env.pop("AWS_PROFILE", None)
+        command = [
+            str(Path(sys.executable).parent / "chalice"), "local", "--host", HOST, "--port", str(API_PORT),
+            "--stage", STAGE, "--no-autoreload",
+        ]
+        chalice = subprocess.Popen(command, cwd=PROJECT_DIR, env=env)
+        processes = [{"name": "demo runner", "pid": os.getpid(), "marker": "local_aws.demo"},
+                     {"name": "chalice local", "pid": chalice.pid, "marker": "chalice"}]
+        processes += [{"name": "dynalite", "pid": s.process.pid, "marker": "dynalite"}
+                      for s in started if isinstance(s, DynaliteServer)]
+        record_run(processes)
+        wait_until_listening(API_PORT, timeout=60, process=chalice)
+        say(f"API on http://{HOST}:{API_PORT}  (Ctrl-C stops everything)")
+        say(f"try: curl 'http://{HOST}:{API_PORT}/users/196/recommendations?n=5'")
+        return chalice.wait()
+    except KeyboardInterrupt:
+        say("stopping")
+        return 0
+    finally:
+        if chalice is not None and chalice.poll() is None:
+            chalice.terminate()
+            try:
+                chalice.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                chalice.kill()
+        for server in reversed(started):
+            server.stop()
+        RUN_FILE.unlink(missing_ok=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

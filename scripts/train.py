@@ -1,0 +1,58 @@
+"""Train an ALS model on MovieLens-100k ratings and publish it to the stage's S3 bucket.
+
+With `make demo` running, `python scripts/train.py` publishes to the demo's
+local S3 and the API switches to the new version within MODEL_REFRESH_SECONDS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+from chalicelib.artifact import ModelStore
+from chalicelib.aws import s3_client
+from chalicelib.config import settings_for_stage
+from chalicelib.errors import RecommenderError
+from chalicelib.training.als import AlsParameters
+from chalicelib.training.movielens import read_movielens_100k
+from chalicelib.training.pipeline import SAMPLE_RATINGS, train_from_ratings
+
+
+def main(argv: list[str] | None = None) -> int:
+    defaults = AlsParameters()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--stage", default="local", help="chalice stage whose bucket receives the model (default: local, the demo)")
+    parser.add_argument("--ratings", type=Path, default=SAMPLE_RATINGS, help="MovieLens-100k u.data file (default: the bundled sample)")
+    parser.add_argument("--factors", type=int, default=defaults.factors)
+    parser.add_argument("--regularization", type=float, default=defaults.regularization)
+    parser.add_argument("--alpha", type=float, default=defaults.alpha)
+    parser.add_argument("--iterations", type=int, default=defaults.iterations)
+    parser.add_argument("--seed", type=int, default=defaults.random_state)
+    parser.add_argument("--no-publish", action="store_true", help="train only; do not upload")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+
+    params = AlsParameters(args.factors, args.regularization, args.alpha, args.iterations, args.seed)
+    started = time.perf_counter()
+    ratings = read_movielens_100k(args.ratings)
+    artifact = train_from_ratings(ratings, params)
+    print(f"trained {artifact.algorithm} on {artifact.n_interactions} interactions "
+          f"({artifact.n_users} users x {artifact.n_items} items) in {time.perf_counter() - started:.1f} s")
+    if args.no_publish:
+        return 0
+    try:
+        settings = settings_for_stage(args.stage)
+        store = ModelStore(s3_client(settings), settings.model_bucket, settings.model_prefix)
+        version = store.publish(artifact)
+    except RecommenderError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"published version {version} to s3://{settings.model_bucket}/{settings.model_prefix}/{version}/ and made it live")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
