@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 import signal
 import subprocess
@@ -130,8 +129,6 @@ def ensure_model(settings: Settings) -> str:
 
 
 def main() -> int:
-    # moto's request log would drown the API's own.
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     settings = settings_for_stage(STAGE)
     s3_port, dynamodb_port = _port_of(settings.s3_endpoint_url), _port_of(settings.dynamodb_endpoint_url)
     stop_previous_run()

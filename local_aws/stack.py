@@ -112,6 +112,8 @@ class MotoServer:
     def start(self) -> "MotoServer":
         if port_in_use(self.port):
             raise RuntimeError(f"port {self.port} on {HOST} is already in use; cannot start moto there")
+        # moto's per-request log would drown the output of whatever uses it.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self._server.start()
         wait_until_listening(self.port)
         return self

@@ -21,7 +21,7 @@ logger = logging.getLogger(__name__)
 class AlsParameters:
     """Hyperparameters of implicit ALS; ``alpha`` scales interaction values into confidences."""
 
-    factors: int = 64
+    factors: int = 32
     regularization: float = 0.05
     alpha: float = 2.0
     iterations: int = 20

@@ -1,0 +1,99 @@
+"""Latency of the API in-process (chalice.test.Client) on the demo model.
+
+Starts its own moto S3 on a free 127.0.0.1 port, publishes the demo model
+(ALS on the bundled MovieLens-100k sample), then times each route and prints
+p50 / p95 / p99 in milliseconds. Nothing leaves this machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def percentiles(samples_ms: list[float]) -> str:
+    p50, p95, p99 = np.percentile(samples_ms, [50, 95, 99])
+    return f"p50 {p50:6.2f} ms   p95 {p95:6.2f} ms   p99 {p99:6.2f} ms   mean {statistics.fmean(samples_ms):6.2f} ms"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--requests", type=int, default=2000, help="requests per route (default 2000)")
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args(argv)
+
+    from chalice.test import Client
+
+    import app
+    from chalicelib.artifact import ModelStore
+    from chalicelib.aws import s3_client
+    from chalicelib.config import Settings
+    from chalicelib.training.pipeline import train_sample_model
+    from local_aws.stack import FAKE_CREDENTIALS, MotoServer
+
+    os.environ.update(FAKE_CREDENTIALS)
+    moto = MotoServer().start()
+    try:
+        settings = Settings("bench-models", "models", "bench-events", "us-east-1", moto.url, moto.url, 60.0, "WARNING")
+        s3_client(settings).create_bucket(Bucket=settings.model_bucket)
+        artifact = train_sample_model()
+        version = ModelStore(s3_client(settings), settings.model_bucket, settings.model_prefix).publish(artifact)
+        users = artifact.user_ids.tolist()
+        items = artifact.item_ids.tolist()
+        rng = np.random.default_rng(args.seed)
+
+        with tempfile.TemporaryDirectory() as project_dir:
+            env = {
+                "MODEL_BUCKET": settings.model_bucket, "EVENTS_TABLE": settings.events_table,
+                "S3_ENDPOINT_URL": moto.url, "DYNAMODB_ENDPOINT_URL": moto.url,
+                "MODEL_REFRESH_SECONDS": "60", "LOG_LEVEL": "WARNING", "AWS_REGION": "us-east-1",
+            }
+            (Path(project_dir) / ".chalice").mkdir()
+            (Path(project_dir) / ".chalice" / "config.json").write_text(
+                json.dumps({"version": "2.0", "app_name": "bench", "stages": {"bench": {"environment_variables": env}}})
+            )
+            with Client(app.app, stage_name="bench", project_dir=project_dir) as client:
+                started = time.perf_counter()
+                first = client.http.get("/health")
+                load_ms = (time.perf_counter() - started) * 1000
+                assert first.status_code == 200, first.body
+                print(f"model {version}: {artifact.n_users} users x {artifact.n_items} items, "
+                      f"{artifact.n_factors} factors; first request (loads the model from S3): {load_ms:.0f} ms")
+
+                def timed(make_request) -> list[float]:
+                    samples = []
+                    for _ in range(args.requests):
+                        started = time.perf_counter()
+                        response = make_request()
+                        samples.append((time.perf_counter() - started) * 1000)
+                        assert response.status_code == 200, response.body
+                    return samples
+
+                routes = {
+                    "GET /users/{id}/recommendations": lambda: client.http.get(
+                        f"/users/{users[rng.integers(len(users))]}/recommendations?n=10"),
+                    "GET /items/{id}/similar": lambda: client.http.get(
+                        f"/items/{items[rng.integers(len(items))]}/similar?n=10"),
+                    "GET /popular": lambda: client.http.get("/popular?n=10"),
+                    "POST /recommendations (5 items)": lambda: client.http.post(
+                        "/recommendations", headers={"Content-Type": "application/json"},
+                        body=json.dumps({"item_ids": rng.choice(items, 5).tolist(), "n": 10})),
+                }
+                print(f"{args.requests} requests per route, in-process through chalice.test.Client:")
+                for name, make_request in routes.items():
+                    print(f"  {name:34s} {percentiles(timed(make_request))}")
+    finally:
+        moto.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
