@@ -11,6 +11,7 @@ demo: $(STAMP) node
 	$(PY) -m local_aws.demo
 
 test: $(STAMP) node
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 venv: $(STAMP)

@@ -34,6 +34,7 @@ import json
 import logging
 import re
 import secrets
+import zipfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -266,15 +267,7 @@ def deserialize(payload: bytes, manifest: dict[str, Any]) -> ModelArtifact:
         raise ArtifactError(
             f"sha256 of {MODEL_FILE} is {digest}, manifest says {manifest['sha256']}"
         )
-    try:
-        with np.load(io.BytesIO(payload), allow_pickle=False) as npz:
-            arrays = {name: npz[name] for name in npz.files}
-    except ValueError as exc:
-        # numpy refuses object arrays without pickle: say so plainly.
-        raise ArtifactError(f"{MODEL_FILE} cannot be read without pickle: {exc}") from exc
-    except (OSError, EOFError) as exc:
-        raise ArtifactError(f"{MODEL_FILE} is not a readable npz file: {exc}") from exc
-
+    arrays = _read_npz(payload)
     _check_arrays(arrays, expected_factors=manifest["factors"])
     counts = manifest["counts"]
     actual = {
@@ -294,6 +287,21 @@ def deserialize(payload: bytes, manifest: dict[str, Any]) -> ModelArtifact:
         version=manifest["version"],
         created_at=manifest.get("created_at"),
     )
+
+
+def _read_npz(payload: bytes) -> dict[str, np.ndarray]:
+    # np.load guesses the format from the bytes and falls back to pickle
+    # (refused here): insist on a zip archive first so the error names the real problem.
+    if not payload.startswith(b"PK\x03\x04"):
+        raise ArtifactError(f"{MODEL_FILE} is not a readable npz file (not a zip archive)")
+    try:
+        with np.load(io.BytesIO(payload), allow_pickle=False) as npz:
+            return {name: npz[name] for name in npz.files}
+    except ValueError as exc:
+        # numpy refuses object arrays without pickle: say so plainly.
+        raise ArtifactError(f"{MODEL_FILE} cannot be read without pickle: {exc}") from exc
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise ArtifactError(f"{MODEL_FILE} is not a readable npz file: {exc}") from exc
 
 
 class ModelStore:

@@ -78,6 +78,8 @@ class LiveModel:
             self._last_error = "no model version has been published"
             return
         if self._recommender is not None and version == self._recommender.version:
+            self._last_error = None
+            self._failed_version = None
             return
         if version == self._failed_version:
             return
@@ -88,6 +90,10 @@ class LiveModel:
             return
         except (BotoCoreError, ClientError) as exc:
             self._record_failure(None, f"model version {version} could not be loaded: {exc}")
+            return
+        except Exception as exc:  # noqa: BLE001 - whatever breaks a new version must not break serving
+            logger.exception("unexpected failure loading model version %s", version)
+            self._record_failure(version, f"model version {version} failed to load: {exc!r}")
             return
         previous = self._recommender.version if self._recommender else None
         self._recommender = recommender

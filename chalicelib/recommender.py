@@ -117,7 +117,7 @@ class Recommendations:
             **self.details,
             "items": [
                 {"item_id": item_id, "score": round(float(score), 6)}
-                for item_id, score in zip(self.item_ids, self.scores)
+                for item_id, score in zip(self.item_ids, self.scores, strict=True)
             ],
         }
 
@@ -206,7 +206,7 @@ class Recommender:
         """
         rows = [self._item_index.get(item_id) for item_id in item_ids]
         known = np.array([row for row in rows if row is not None], dtype=np.int64)
-        ignored = [item_id for item_id, row in zip(item_ids, rows) if row is None]
+        ignored = [item_id for item_id, row in zip(item_ids, rows, strict=True) if row is None]
         details = {"ignored_item_ids": ignored}
         if known.size == 0:
             answer = self.popular(n)

@@ -63,6 +63,8 @@ def parse_json_object(raw_body: bytes | str | None) -> dict[str, Any]:
         body = json.loads(raw_body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidRequest(f"request body is not valid JSON: {exc}", "body") from None
+    except RecursionError:
+        raise InvalidRequest("request body is nested too deeply", "body") from None
     if not isinstance(body, dict):
         raise InvalidRequest(f"request body must be a JSON object, got {type(body).__name__}", "body")
     return body

@@ -26,7 +26,13 @@ from chalicelib.errors import ArtifactError
 from chalicelib.training.als import AlsParameters
 from chalicelib.training.pipeline import SAMPLE_RATINGS, train_sample_model
 from local_aws.stack import (
-    FAKE_CREDENTIALS, HOST, DynaliteServer, MotoServer, dynalite_unavailable_reason, port_in_use, provision,
+    FAKE_CREDENTIALS,
+    HOST,
+    DynaliteServer,
+    MotoServer,
+    dynalite_unavailable_reason,
+    port_in_use,
+    provision,
     wait_until_listening,
 )
 

@@ -1,0 +1,167 @@
+"""Configuration: environment validation and the real .chalice/config.json stages."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from chalicelib.config import CHALICE_CONFIG, Settings, load_settings, settings_for_stage, stage_environment
+from chalicelib.errors import ConfigError
+
+MINIMAL_ENV = {"MODEL_BUCKET": "models-bucket", "EVENTS_TABLE": "events-table"}
+STAGES = ["dev", "local", "prod"]
+
+
+def env(**overrides: str) -> dict[str, str]:
+    return {**MINIMAL_ENV, **overrides}
+
+
+# --- load_settings --------------------------------------------------------------------------
+
+
+def test_minimal_environment_gets_the_documented_defaults():
+    assert load_settings(MINIMAL_ENV) == Settings(
+        model_bucket="models-bucket",
+        model_prefix="models",
+        events_table="events-table",
+        region="us-east-1",
+        s3_endpoint_url=None,
+        dynamodb_endpoint_url=None,
+        model_refresh_seconds=60.0,
+        log_level="INFO",
+    )
+
+
+def test_explicit_values_are_normalised():
+    settings = load_settings(env(
+        MODEL_PREFIX="/releases/models/", AWS_REGION="eu-west-1", MODEL_REFRESH_SECONDS="0",
+        S3_ENDPOINT_URL="http://127.0.0.1:4569", DYNAMODB_ENDPOINT_URL="https://dynamo.example",
+        LOG_LEVEL="debug",
+    ))
+
+    assert settings.model_prefix == "releases/models"
+    assert settings.region == "eu-west-1"
+    assert settings.model_refresh_seconds == 0.0
+    assert settings.s3_endpoint_url == "http://127.0.0.1:4569"
+    assert settings.dynamodb_endpoint_url == "https://dynamo.example"
+    assert settings.log_level == "DEBUG"
+
+
+def test_region_falls_back_to_aws_default_region():
+    assert load_settings(env(AWS_DEFAULT_REGION="ap-south-1")).region == "ap-south-1"
+
+
+@pytest.mark.parametrize("name", ["MODEL_BUCKET", "EVENTS_TABLE"])
+@pytest.mark.parametrize("value", [None, "", "   "])
+def test_missing_or_blank_required_variable_is_named(name, value):
+    environment = dict(MINIMAL_ENV)
+    if value is None:
+        del environment[name]
+    else:
+        environment[name] = value
+
+    with pytest.raises(ConfigError, match=name):
+        load_settings(environment)
+
+
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("MODEL_REFRESH_SECONDS", "soon"),
+        ("MODEL_REFRESH_SECONDS", "-1"),
+        ("MODEL_REFRESH_SECONDS", "nan"),
+        ("MODEL_REFRESH_SECONDS", ""),
+        ("S3_ENDPOINT_URL", "127.0.0.1:4569"),
+        ("S3_ENDPOINT_URL", "ftp://127.0.0.1:4569"),
+        ("DYNAMODB_ENDPOINT_URL", "localhost:4567"),
+        ("LOG_LEVEL", "verbose"),
+        ("LOG_LEVEL", "CRITICAL"),
+    ],
+)
+def test_malformed_variable_is_a_config_error_naming_it(name, value):
+    with pytest.raises(ConfigError, match=name):
+        load_settings(env(**{name: value}))
+
+
+# --- the real .chalice/config.json ------------------------------------------------------------
+
+
+def test_the_project_defines_dev_local_and_prod_stages():
+    assert sorted(json.loads(CHALICE_CONFIG.read_text())["stages"]) == STAGES
+
+
+def test_local_stage_points_every_endpoint_at_localhost():
+    stage = stage_environment("local")
+
+    assert stage["S3_ENDPOINT_URL"].startswith("http://127.0.0.1:")
+    assert stage["DYNAMODB_ENDPOINT_URL"].startswith("http://127.0.0.1:")
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_deployed_stages_use_real_aws_endpoints(stage):
+    environment = stage_environment(stage)
+
+    assert "S3_ENDPOINT_URL" not in environment
+    assert "DYNAMODB_ENDPOINT_URL" not in environment
+    assert "AWS_ACCESS_KEY_ID" not in environment
+
+
+def test_stage_values_override_top_level_ones():
+    top_level = json.loads(CHALICE_CONFIG.read_text())["environment_variables"]
+
+    assert stage_environment("prod")["MODEL_REFRESH_SECONDS"] == "300"
+    assert top_level["MODEL_REFRESH_SECONDS"] != "300"
+    assert stage_environment("dev")["MODEL_REFRESH_SECONDS"] == top_level["MODEL_REFRESH_SECONDS"]
+    assert stage_environment("dev")["MODEL_PREFIX"] == top_level["MODEL_PREFIX"]
+
+
+def test_unknown_stage_lists_the_known_ones():
+    with pytest.raises(ConfigError, match="staging") as error:
+        stage_environment("staging")
+
+    assert all(stage in str(error.value) for stage in STAGES)
+
+
+def test_unreadable_config_file_is_a_config_error(tmp_path):
+    broken = tmp_path / "config.json"
+    broken.write_text("{not json")
+
+    with pytest.raises(ConfigError, match="cannot read"):
+        stage_environment("dev", broken)
+    with pytest.raises(ConfigError, match="cannot read"):
+        stage_environment("dev", tmp_path / "missing.json")
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_every_stage_validates(stage):
+    settings = load_settings(stage_environment(stage))
+
+    assert settings.model_bucket and settings.events_table
+    assert settings.model_prefix == "models"
+
+
+def test_stage_buckets_are_distinct():
+    buckets = [load_settings(stage_environment(stage)).model_bucket for stage in STAGES]
+
+    assert len(set(buckets)) == len(STAGES)
+
+
+def test_prod_refreshes_less_often_and_logs_less():
+    settings = load_settings(stage_environment("prod"))
+
+    assert settings.model_refresh_seconds == 300.0
+    assert settings.log_level == "WARNING"
+
+
+def test_settings_for_stage_lets_the_shell_and_overrides_win(monkeypatch):
+    for name in ("MODEL_PREFIX", "EVENTS_TABLE", "S3_ENDPOINT_URL", "DYNAMODB_ENDPOINT_URL",
+                 "MODEL_REFRESH_SECONDS", "LOG_LEVEL", "AWS_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MODEL_BUCKET", "from-the-shell")
+
+    settings = settings_for_stage("dev", overrides={"LOG_LEVEL": "DEBUG"})
+
+    assert settings.model_bucket == "from-the-shell"
+    assert settings.events_table == stage_environment("dev")["EVENTS_TABLE"]
+    assert settings.log_level == "DEBUG"
