@@ -102,17 +102,20 @@ def _sample_fingerprint(params: AlsParameters) -> str:
     return digest.hexdigest()
 
 
-def ensure_model(settings: Settings) -> str:
-    """Make sure a model is live in the demo bucket; train one only when no cached copy fits."""
+def ensure_model(settings: Settings, cache_dir: Path = MODEL_CACHE, params: AlsParameters | None = None) -> str:
+    """Make sure a model is live in the demo bucket; train one only when no cached copy fits.
+
+    Returns the live version id.
+    """
     store = ModelStore(s3_client(settings), settings.model_bucket, settings.model_prefix)
     live = store.live_version()
     if live is not None:
         say(f"model {live} is already live")
         return live
-    params = AlsParameters()
+    params = params or AlsParameters()
     fingerprint = _sample_fingerprint(params)
     payload_path, manifest_path, source_path = (
-        MODEL_CACHE / "model.npz", MODEL_CACHE / "manifest.json", MODEL_CACHE / "source.txt"
+        cache_dir / "model.npz", cache_dir / "manifest.json", cache_dir / "source.txt"
     )
     if source_path.exists() and source_path.read_text() == fingerprint:
         try:
@@ -121,11 +124,11 @@ def ensure_model(settings: Settings) -> str:
             return version
         except (OSError, ValueError, ArtifactError) as exc:
             say(f"cached model unusable ({exc}); training again")
-    say(f"training ALS on {SAMPLE_RATINGS.relative_to(PROJECT_DIR)} ...")
+    say(f"training ALS on {SAMPLE_RATINGS.name} ...")
     started = time.perf_counter()
     artifact = train_sample_model(params)
     payload, manifest = serialize(artifact, new_version_id(), datetime.now(timezone.utc).isoformat(timespec="seconds"))
-    MODEL_CACHE.mkdir(parents=True, exist_ok=True)
+    cache_dir.mkdir(parents=True, exist_ok=True)
     payload_path.write_bytes(payload)
     manifest_path.write_text(json.dumps(manifest, indent=2))
     source_path.write_text(fingerprint)
