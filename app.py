@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
 from chalice import Chalice, Response
@@ -12,8 +13,11 @@ from chalicelib.artifact import ModelStore
 from chalicelib.aws import s3_client
 from chalicelib.config import Settings, load_settings
 from chalicelib.errors import RecommenderError, error_response
+from chalicelib.events import EventLog, event_log_for
+from chalicelib.ingest import erase_user, record_events
 from chalicelib.live_model import LiveModel
-from chalicelib.validation import check_id, parse_count_query, parse_session_request
+from chalicelib.realtime import UserRecommender
+from chalicelib.validation import EventRules, check_id, parse_count_query, parse_event_batch, parse_session_request
 
 app = Chalice(app_name="recommender-api")
 
@@ -33,6 +37,30 @@ def live_model() -> LiveModel:
     config = settings()
     store = ModelStore(s3_client(config), config.model_bucket, config.model_prefix)
     return LiveModel(store, config.model_refresh_seconds)
+
+
+@functools.cache
+def event_log() -> EventLog:
+    """The DynamoDB event log."""
+    return event_log_for(settings())
+
+
+@functools.cache
+def event_rules() -> EventRules:
+    """What ``POST /events`` accepts, from the stage settings."""
+    config = settings()
+    return EventRules(
+        event_types=frozenset(config.event_weight_map),
+        max_age=timedelta(days=config.event_max_age_days),
+        max_future=timedelta(seconds=config.event_max_future_seconds),
+    )
+
+
+@functools.cache
+def user_recommender() -> UserRecommender:
+    """Recommendations for users, following their latest events."""
+    config = settings()
+    return UserRecommender(live_model(), event_log(), config.event_weight_map, config.realtime_events)
 
 
 def route(path: str, **options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -61,7 +89,7 @@ def health() -> dict[str, Any]:
 def user_recommendations(user_id: str) -> dict[str, Any]:
     n = parse_count_query(app.current_request.query_params)
     user_id = check_id(user_id, "user_id")
-    return {"user_id": user_id, **live_model().recommender().recommend_for_user(user_id, n).to_json()}
+    return {"user_id": user_id, **user_recommender().recommend(user_id, n).to_json()}
 
 
 @route("/items/{item_id}/similar")
@@ -81,3 +109,14 @@ def popular() -> dict[str, Any]:
 def session_recommendations() -> dict[str, Any]:
     item_ids, n = parse_session_request(app.current_request.raw_body)
     return live_model().recommender().recommend_for_session(item_ids, n).to_json()
+
+
+@route("/events", methods=["POST"])
+def post_events() -> Response:
+    events = parse_event_batch(app.current_request.raw_body, event_rules(), datetime.now(timezone.utc))
+    return Response(body=record_events(event_log(), events), status_code=202)
+
+
+@route("/users/{user_id}", methods=["DELETE"])
+def delete_user(user_id: str) -> dict[str, Any]:
+    return erase_user(event_log(), check_id(user_id, "user_id"))

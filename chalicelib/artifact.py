@@ -16,6 +16,8 @@ A published version lives under ``{prefix}/{version}/`` in S3:
   seen_indptr       int64      (n_users + 1,) CSR row pointer of the
                                user-item interactions seen in training
   seen_indices      int32      (n_interactions,) CSR column indices
+  seen_values       float32    (n_interactions,) the interaction strengths
+                               training used (for real-time fold-in)
   ================  =========  ==========================================
 
 * ``manifest.json`` -- version, creation time, algorithm and
@@ -61,6 +63,7 @@ _ARRAY_SPEC: dict[str, tuple[np.dtype | str, int]] = {
     "item_popularity": (np.dtype(np.float32), 1),
     "seen_indptr": (np.dtype(np.int64), 1),
     "seen_indices": (np.dtype(np.int32), 1),
+    "seen_values": (np.dtype(np.float32), 1),
 }
 
 
@@ -79,6 +82,7 @@ class ModelArtifact:
     item_popularity: np.ndarray
     seen_indptr: np.ndarray
     seen_indices: np.ndarray
+    seen_values: np.ndarray
     algorithm: str
     hyperparameters: dict[str, Any]
     training_cutoff: str | None = None
@@ -118,12 +122,14 @@ def make_artifact(
     seen_indices: np.ndarray,
     algorithm: str,
     hyperparameters: dict[str, Any],
+    seen_values: np.ndarray | None = None,
     training_cutoff: str | None = None,
     metrics: dict[str, Any] | None = None,
 ) -> ModelArtifact:
     """Convert arrays to the artifact dtypes and check their consistency.
 
-    Ids may be any sequence; they are stored as strings.
+    Ids may be any sequence; they are stored as strings. ``seen_values``
+    defaults to one per interaction.
 
     Raises
     ------
@@ -138,6 +144,9 @@ def make_artifact(
         item_popularity=np.ascontiguousarray(item_popularity, dtype=np.float32),
         seen_indptr=np.ascontiguousarray(seen_indptr, dtype=np.int64),
         seen_indices=np.ascontiguousarray(seen_indices, dtype=np.int32),
+        seen_values=np.ascontiguousarray(
+            np.ones(len(seen_indices)) if seen_values is None else seen_values, dtype=np.float32
+        ),
         algorithm=algorithm,
         hyperparameters=dict(hyperparameters),
         training_cutoff=training_cutoff,
@@ -174,7 +183,8 @@ def _check_arrays(arrays: dict[str, np.ndarray], expected_factors: int | None = 
     _expect_length(arrays, "user_ids", n_users, "user_factors rows")
     _expect_length(arrays, "seen_indptr", n_users + 1, "user_factors rows + 1")
 
-    for name in ("item_factors", "user_factors", "item_popularity"):
+    _expect_length(arrays, "seen_values", arrays["seen_indices"].shape[0], "seen_indices")
+    for name in ("item_factors", "user_factors", "item_popularity", "seen_values"):
         if not np.isfinite(arrays[name]).all():
             raise ArtifactError(f"{name} contains NaN or infinite values")
     for name in ("user_ids", "item_ids"):

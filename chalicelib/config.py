@@ -7,7 +7,9 @@ a frozen :class:`Settings`; everything else receives plain arguments.
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
@@ -22,6 +24,23 @@ MAX_RESULTS = 100
 DEFAULT_RESULTS = 10
 MAX_ID_LENGTH = 256
 MAX_SESSION_ITEMS = 500
+MAX_EVENTS_PER_REQUEST = 100
+MAX_EVENT_VALUE = 1e9
+#: Where an event may say it came from.
+EVENT_SOURCES = frozenset({"web", "app", "chatbot", "email", "import"})
+
+#: Event types and their weights when none are configured: stronger signals weigh more;
+#: a dislike is negative feedback. A MovieLens rating counts as one interaction.
+DEFAULT_EVENT_WEIGHTS = {
+    "view": 1.0,
+    "click": 2.0,
+    "add_to_cart": 4.0,
+    "purchase": 8.0,
+    "like": 4.0,
+    "dislike": -4.0,
+    "rating": 1.0,
+}
+_EVENT_TYPE_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
 
 @dataclass(frozen=True)
@@ -39,6 +58,19 @@ class Settings:
     dynamodb_endpoint_url: str | None
     model_refresh_seconds: float
     log_level: str
+    event_weights: tuple[tuple[str, float], ...] = tuple(DEFAULT_EVENT_WEIGHTS.items())
+    realtime_events: int = 50
+    realtime_timeout_seconds: float = 0.25
+    event_retention_days: int = 0
+    event_max_age_days: int = 365
+    event_max_future_seconds: int = 300
+    event_write_attempts: int = 8
+    event_retry_base_seconds: float = 0.05
+
+    @property
+    def event_weight_map(self) -> dict[str, float]:
+        """Event type -> weight."""
+        return dict(self.event_weights)
 
 
 def _text(env: Mapping[str, str], name: str, default: str | None = None) -> str:
@@ -68,6 +100,37 @@ def _non_negative_float(env: Mapping[str, str], name: str, default: str) -> floa
     return value
 
 
+def _int_in_range(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name, str(default)).strip()
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _event_weights(env: Mapping[str, str]) -> tuple[tuple[str, float], ...]:
+    raw = env.get("EVENT_WEIGHTS", "").strip()
+    if not raw:
+        return tuple(DEFAULT_EVENT_WEIGHTS.items())
+    try:
+        weights = json.loads(raw)
+    except ValueError as exc:
+        raise ConfigError(f"EVENT_WEIGHTS must be a JSON object of event type to weight: {exc}") from None
+    if not isinstance(weights, dict) or not weights:
+        raise ConfigError("EVENT_WEIGHTS must be a non-empty JSON object of event type to weight")
+    checked = []
+    for event_type, weight in weights.items():
+        if not _EVENT_TYPE_PATTERN.match(event_type):
+            raise ConfigError(f"EVENT_WEIGHTS: event type {event_type!r} must match {_EVENT_TYPE_PATTERN.pattern}")
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) or weight == 0:
+            raise ConfigError(f"EVENT_WEIGHTS: weight of {event_type!r} must be a non-zero number, got {weight!r}")
+        checked.append((event_type, float(weight)))
+    return tuple(checked)
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Validate the environment into :class:`Settings`.
 
@@ -95,7 +158,37 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         dynamodb_endpoint_url=_optional_url(env, "DYNAMODB_ENDPOINT_URL"),
         model_refresh_seconds=_non_negative_float(env, "MODEL_REFRESH_SECONDS", "60"),
         log_level=log_level,
+        event_weights=_event_weights(env),
+        realtime_events=_int_in_range(env, "REALTIME_EVENTS", 50, 0, 1000),
+        realtime_timeout_seconds=_non_negative_float(env, "REALTIME_TIMEOUT_SECONDS", "0.25"),
+        event_retention_days=_int_in_range(env, "EVENT_RETENTION_DAYS", 0, 0, 36500),
+        event_max_age_days=_int_in_range(env, "EVENT_MAX_AGE_DAYS", 365, 1, 36500),
+        event_max_future_seconds=_int_in_range(env, "EVENT_MAX_FUTURE_SECONDS", 300, 0, 86400),
+        event_write_attempts=_int_in_range(env, "EVENT_WRITE_ATTEMPTS", 8, 1, 50),
+        event_retry_base_seconds=_non_negative_float(env, "EVENT_RETRY_BASE_SECONDS", "0.05"),
     )
+
+
+def environment_of(settings: Settings) -> dict[str, str]:
+    """The environment variables that :func:`load_settings` turns back into *settings*."""
+    return {
+        "MODEL_BUCKET": settings.model_bucket,
+        "MODEL_PREFIX": settings.model_prefix,
+        "EVENTS_TABLE": settings.events_table,
+        "AWS_REGION": settings.region,
+        "S3_ENDPOINT_URL": settings.s3_endpoint_url or "",
+        "DYNAMODB_ENDPOINT_URL": settings.dynamodb_endpoint_url or "",
+        "MODEL_REFRESH_SECONDS": repr(settings.model_refresh_seconds),
+        "LOG_LEVEL": settings.log_level,
+        "EVENT_WEIGHTS": json.dumps(settings.event_weight_map),
+        "REALTIME_EVENTS": str(settings.realtime_events),
+        "REALTIME_TIMEOUT_SECONDS": repr(settings.realtime_timeout_seconds),
+        "EVENT_RETENTION_DAYS": str(settings.event_retention_days),
+        "EVENT_MAX_AGE_DAYS": str(settings.event_max_age_days),
+        "EVENT_MAX_FUTURE_SECONDS": str(settings.event_max_future_seconds),
+        "EVENT_WRITE_ATTEMPTS": str(settings.event_write_attempts),
+        "EVENT_RETRY_BASE_SECONDS": repr(settings.event_retry_base_seconds),
+    }
 
 
 def stage_environment(stage: str, config_path: Path = CHALICE_CONFIG) -> dict[str, str]:

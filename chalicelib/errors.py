@@ -14,6 +14,8 @@ class RecommenderError(Exception):
 
     #: Short machine-readable code placed in the JSON error body.
     code = "error"
+    #: Extra fields for the JSON error body.
+    details: dict[str, Any] = {}
 
 
 class ConfigError(RecommenderError):
@@ -30,6 +32,12 @@ class InvalidRequest(RecommenderError):
     def __init__(self, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
+
+
+class PayloadTooLarge(InvalidRequest):
+    """A request carries more entries than the API accepts at once."""
+
+    code = "payload_too_large"
 
 
 class ItemNotFound(RecommenderError):
@@ -54,10 +62,29 @@ class ModelUnavailable(RecommenderError):
     code = "model_unavailable"
 
 
+class EventLogUnavailable(RecommenderError):
+    """DynamoDB did not answer (in time) for the event log."""
+
+    code = "event_log_unavailable"
+
+
+class EventsNotStored(RecommenderError):
+    """Some events of a batch could not be stored after every retry."""
+
+    code = "events_not_stored"
+
+    def __init__(self, message: str, details: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.details = details
+
+
 _HTTP_STATUS: dict[type[RecommenderError], int] = {
+    PayloadTooLarge: 413,
     InvalidRequest: 400,
     ItemNotFound: 404,
     ModelUnavailable: 503,
+    EventLogUnavailable: 503,
+    EventsNotStored: 503,
     ArtifactError: 503,
     ConfigError: 500,
 }
@@ -77,6 +104,7 @@ def error_body(error: RecommenderError) -> dict[str, Any]:
     field = getattr(error, "field", None)
     if field is not None:
         body["field"] = field
+    body.update(error.details)
     return body
 
 

@@ -8,6 +8,7 @@ translates between external ids and row indices.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any, Iterable
 
 import numpy as np
@@ -17,6 +18,13 @@ from chalicelib.errors import ItemNotFound
 
 DEFAULT_REGULARIZATION = 0.01
 DEFAULT_ALPHA = 1.0
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    parsed = datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
 def top_n(scores: np.ndarray, n: int, exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -139,6 +147,7 @@ class Recommender:
         self._normalized_items = normalize_rows(artifact.item_factors)
         self._gram = artifact.item_factors.T.astype(np.float64) @ artifact.item_factors.astype(np.float64)
         self._popular_order = np.argsort(-artifact.item_popularity, kind="stable")
+        self.training_cutoff = _parse_time(artifact.training_cutoff)
         hyperparameters = artifact.hyperparameters
         self._regularization = float(hyperparameters.get("regularization", DEFAULT_REGULARIZATION))
         self._alpha = float(hyperparameters.get("alpha", DEFAULT_ALPHA))
@@ -195,6 +204,49 @@ class Recommender:
             order = order[~np.isin(order, list(excluded))]
         indices = order[:n]
         return self._answer("popular", indices, self.artifact.item_popularity[indices].astype(np.float64))
+
+    def recommend_with_history(
+        self, user_id: str, item_ids: list[str], values: list[float], n: int, *, use_trained: bool = True
+    ) -> Recommendations:
+        """Top *n* items for a user whose recent interactions are given.
+
+        A user known to the model (and *use_trained*) gets the ALS solution
+        for their training interactions plus these ones; anyone else gets
+        the fold-in of these alone. Every item interacted with, in training
+        or here, is excluded. Strategy ``realtime`` when interactions were
+        folded in; without any usable positive interaction the answer falls
+        back to the trained factors (``personalized``) or popularity.
+
+        Parameters
+        ----------
+        item_ids, values: the interactions to fold in and their weights
+            (negative for negative feedback); unknown items are ignored.
+        use_trained: False for a user whose data was erased since training.
+        """
+        user_row = self._user_index.get(user_id) if use_trained else None
+        rows = [self._item_index.get(item_id) for item_id in item_ids]
+        known = np.array([row for row in rows if row is not None], dtype=np.int64)
+        known_values = np.array([v for v, row in zip(values, rows, strict=True) if row is not None], dtype=np.float64)
+        if user_row is not None:
+            seen = self._seen_by(user_row)
+            indptr = self.artifact.seen_indptr
+            trained_values = self.artifact.seen_values[indptr[user_row]:indptr[user_row + 1]]
+            if known.size == 0:
+                return self.recommend_for_user(user_id, n)
+            indices = np.concatenate([seen.astype(np.int64), known])
+            strengths = np.concatenate([trained_values.astype(np.float64), known_values])
+        else:
+            seen = np.empty(0, dtype=np.int64)
+            indices, strengths = known, known_values
+        exclude = np.union1d(seen, known).astype(np.int64)
+        if not np.any(strengths > 0):
+            return self.popular(n, exclude=exclude.tolist())
+        user_vector = fold_in(
+            self.artifact.item_factors, self._gram, indices, strengths, self._regularization, self._alpha,
+        )
+        scores = self.artifact.item_factors @ user_vector.astype(np.float32)
+        best_indices, best = top_n(scores, n, exclude=exclude)
+        return self._answer("realtime", best_indices, best)
 
     def recommend_for_session(self, item_ids: list[str], n: int) -> Recommendations:
         """Recommendations for an anonymous visitor who just saw *item_ids*.

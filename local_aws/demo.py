@@ -3,6 +3,10 @@
 Runs in the foreground; Ctrl-C stops everything it started. A second run
 stops what a previous run left behind (recorded in ``.demo/run.json``) and
 reuses the DynamoDB data kept in ``.demo/dynamodb``.
+
+The bundled MovieLens sample enters DynamoDB through the same write path as
+``POST /events`` (first run only), and the model is trained from the event
+log, as in production.
 """
 
 from __future__ import annotations
@@ -14,17 +18,18 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import asdict
-from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlparse
 
-from chalicelib.artifact import ModelStore, new_version_id, serialize
+from tqdm import tqdm
+
+from chalicelib.artifact import ModelStore
 from chalicelib.aws import s3_client
 from chalicelib.config import PROJECT_DIR, Settings, settings_for_stage
-from chalicelib.errors import ArtifactError
+from chalicelib.events import event_log_for, event_model
+from chalicelib.importer import import_file
 from chalicelib.training.als import AlsParameters
-from chalicelib.training.pipeline import SAMPLE_RATINGS, train_sample_model
+from chalicelib.training.pipeline import SAMPLE_RATINGS, train_from_event_log
 from local_aws.stack import (
     FAKE_CREDENTIALS,
     HOST,
@@ -40,7 +45,7 @@ STAGE = "local"
 API_PORT = 8000
 DEMO_DIR = PROJECT_DIR / ".demo"
 RUN_FILE = DEMO_DIR / "run.json"
-MODEL_CACHE = DEMO_DIR / "model"
+IMPORT_MARKER = DEMO_DIR / "dynamodb" / "sample-imported.txt"
 
 
 def say(message: str) -> None:
@@ -95,15 +100,38 @@ def record_run(processes: list[dict]) -> None:
     RUN_FILE.write_text(json.dumps({"processes": processes}, indent=2))
 
 
-def _sample_fingerprint(params: AlsParameters) -> str:
-    digest = hashlib.sha256(SAMPLE_RATINGS.read_bytes())
-    digest.update(json.dumps(asdict(params), sort_keys=True).encode())
-    digest.update((PROJECT_DIR / "chalicelib" / "training" / "als.py").read_bytes())
-    return digest.hexdigest()
+def load_sample_events(settings: Settings, marker: Path | None = IMPORT_MARKER, sample: Path = SAMPLE_RATINGS) -> None:
+    """Import the bundled MovieLens sample into the event log, once per DynamoDB data folder.
+
+    The import is idempotent anyway; the marker (None for an in-memory
+    DynamoDB) only saves its half minute on later starts.
+    """
+    fingerprint = f"{settings.events_table}:{hashlib.sha256(sample.read_bytes()).hexdigest()}"
+    if marker is not None and marker.exists() and marker.read_text() == fingerprint:
+        say("sample events already imported")
+        return
+    say(f"importing {sample.name} into DynamoDB through the event write path (first run only) ...")
+    started = time.perf_counter()
+    with tqdm(total=count_rows(sample), unit="event", leave=False) as bar:
+        summary = import_file(
+            sample, "movielens-100k", event_log_for(settings), frozenset(settings.event_weight_map),
+            progress=bar.update,
+        )
+    if summary.rejected or summary.not_stored:
+        raise SystemExit(f"sample import incomplete: {summary}")
+    if marker is not None:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(fingerprint)
+    say(f"stored {summary.stored} events ({summary.duplicates} already there) in {time.perf_counter() - started:.0f} s")
 
 
-def ensure_model(settings: Settings, cache_dir: Path = MODEL_CACHE, params: AlsParameters | None = None) -> str:
-    """Make sure a model is live in the demo bucket; train one only when no cached copy fits.
+def count_rows(path: Path) -> int:
+    with path.open("rb") as handle:
+        return sum(1 for _ in handle)
+
+
+def ensure_model(settings: Settings, params: AlsParameters | None = None) -> str:
+    """Make sure a model is live in the demo bucket, training one from the event log if not.
 
     Returns the live version id.
     """
@@ -112,28 +140,13 @@ def ensure_model(settings: Settings, cache_dir: Path = MODEL_CACHE, params: AlsP
     if live is not None:
         say(f"model {live} is already live")
         return live
-    params = params or AlsParameters()
-    fingerprint = _sample_fingerprint(params)
-    payload_path, manifest_path, source_path = (
-        cache_dir / "model.npz", cache_dir / "manifest.json", cache_dir / "source.txt"
-    )
-    if source_path.exists() and source_path.read_text() == fingerprint:
-        try:
-            version = store.upload(payload_path.read_bytes(), json.loads(manifest_path.read_text()))
-            say(f"published cached model {version}")
-            return version
-        except (OSError, ValueError, ArtifactError) as exc:
-            say(f"cached model unusable ({exc}); training again")
-    say(f"training ALS on {SAMPLE_RATINGS.name} ...")
+    say("training ALS on the event log in DynamoDB ...")
     started = time.perf_counter()
-    artifact = train_sample_model(params)
-    payload, manifest = serialize(artifact, new_version_id(), datetime.now(timezone.utc).isoformat(timespec="seconds"))
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    payload_path.write_bytes(payload)
-    manifest_path.write_text(json.dumps(manifest, indent=2))
-    source_path.write_text(fingerprint)
-    version = store.upload(payload, manifest)
-    say(f"trained and published model {version} in {time.perf_counter() - started:.1f} s")
+    model = event_model(settings.events_table, settings.region, settings.dynamodb_endpoint_url)
+    artifact = train_from_event_log(model, settings.event_weight_map, params or AlsParameters())
+    version = store.publish(artifact)
+    say(f"trained on {artifact.n_interactions} interactions and published model {version} "
+        f"in {time.perf_counter() - started:.1f} s")
     return version
 
 
@@ -158,6 +171,7 @@ def main() -> int:
         started.append(moto)
         say(f"S3 (moto) on {moto.url}")
         reason = dynalite_unavailable_reason()
+        marker = IMPORT_MARKER if reason is None else None
         if reason is None:
             dynalite = DynaliteServer(dynamodb_port, DEMO_DIR / "dynamodb").start()
             started.append(dynalite)
@@ -168,6 +182,7 @@ def main() -> int:
             say(f"warning: {reason}; DynamoDB is served by moto on {moto_dynamodb.url}, "
                 "in memory and with queries that slow down as the table grows")
         provision(settings)
+        load_sample_events(settings, marker)
         ensure_model(settings)
 
         env = {**os.environ, **FAKE_CREDENTIALS}

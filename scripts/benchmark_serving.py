@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     import app
     from chalicelib.artifact import ModelStore
     from chalicelib.aws import s3_client
-    from chalicelib.config import Settings
+    from chalicelib.config import Settings, environment_of
     from chalicelib.training.pipeline import train_sample_model
     from local_aws.stack import FAKE_CREDENTIALS, MotoServer
 
@@ -51,11 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         rng = np.random.default_rng(args.seed)
 
         with tempfile.TemporaryDirectory() as project_dir:
-            env = {
-                "MODEL_BUCKET": settings.model_bucket, "EVENTS_TABLE": settings.events_table,
-                "S3_ENDPOINT_URL": moto.url, "DYNAMODB_ENDPOINT_URL": moto.url,
-                "MODEL_REFRESH_SECONDS": "60", "LOG_LEVEL": "WARNING", "AWS_REGION": "us-east-1",
-            }
+            env = environment_of(settings)
             (Path(project_dir) / ".chalice").mkdir()
             (Path(project_dir) / ".chalice" / "config.json").write_text(
                 json.dumps({"version": "2.0", "app_name": "bench", "stages": {"bench": {"environment_variables": env}}})

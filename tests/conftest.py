@@ -6,6 +6,7 @@ every client gets a 127.0.0.1 endpoint from its settings.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import uuid
@@ -17,7 +18,7 @@ import pytest
 
 from chalicelib.artifact import ModelArtifact, ModelStore, make_artifact
 from chalicelib.aws import s3_client
-from chalicelib.config import Settings
+from chalicelib.config import Settings, environment_of
 from local_aws.stack import FAKE_CREDENTIALS, DynaliteServer, MotoServer, dynalite_unavailable_reason, provision
 
 DYNAMODB_ENGINES = ["dynalite", "moto"]
@@ -74,7 +75,7 @@ def _unique(prefix: str) -> str:
 
 @pytest.fixture
 def settings(moto_server: MotoServer) -> Settings:
-    """Settings naming a fresh bucket and table on the local stack (bucket created)."""
+    """Settings naming a fresh bucket and event table on moto (both created)."""
     config = Settings(
         model_bucket=_unique("models"),
         model_prefix="models",
@@ -84,8 +85,9 @@ def settings(moto_server: MotoServer) -> Settings:
         dynamodb_endpoint_url=moto_server.url,
         model_refresh_seconds=0.0,
         log_level="INFO",
+        event_retry_base_seconds=0.001,
     )
-    s3_client(config).create_bucket(Bucket=config.model_bucket)
+    provision(config)
     return config
 
 
@@ -137,35 +139,46 @@ def sample_artifact() -> ModelArtifact:
 
 def write_stage_config(project_dir: Path, stage: str, settings: Settings) -> None:
     """A ``.chalice/config.json`` whose *stage* points at *settings*' resources."""
-    env = {
-        "MODEL_BUCKET": settings.model_bucket,
-        "MODEL_PREFIX": settings.model_prefix,
-        "EVENTS_TABLE": settings.events_table,
-        "AWS_REGION": settings.region,
-        "S3_ENDPOINT_URL": settings.s3_endpoint_url or "",
-        "DYNAMODB_ENDPOINT_URL": settings.dynamodb_endpoint_url or "",
-        "MODEL_REFRESH_SECONDS": str(settings.model_refresh_seconds),
-        "LOG_LEVEL": settings.log_level,
-    }
+    env = environment_of(settings)
     config = {"version": "2.0", "app_name": "recommender-api", "stages": {stage: {"environment_variables": env}}}
     (project_dir / ".chalice").mkdir(parents=True, exist_ok=True)
     (project_dir / ".chalice" / "config.json").write_text(json.dumps(config))
 
 
-@pytest.fixture
-def api_client(settings: Settings, tmp_path: Path) -> Iterator[object]:
-    """A ``chalice.test.Client`` for the app, configured (through its stage file) for ``settings``."""
+def _clear_app_caches() -> None:
+    import app
+
+    for getter in (app.settings, app.live_model, app.event_log, app.event_rules, app.user_recommender):
+        getter.cache_clear()
+
+
+@contextlib.contextmanager
+def _client_for(settings: Settings, project_dir: Path) -> Iterator[object]:
     from chalice.test import Client
 
     import app
 
-    write_stage_config(tmp_path, "test", settings)
-    app.settings.cache_clear()
-    app.live_model.cache_clear()
-    with Client(app.app, stage_name="test", project_dir=str(tmp_path)) as client:
+    write_stage_config(project_dir, "test", settings)
+    _clear_app_caches()
+    try:
+        with Client(app.app, stage_name="test", project_dir=str(project_dir)) as client:
+            yield client
+    finally:
+        _clear_app_caches()
+
+
+@pytest.fixture
+def api_client(settings: Settings, tmp_path: Path) -> Iterator[object]:
+    """A ``chalice.test.Client`` for the app, configured (through its stage file) for ``settings``."""
+    with _client_for(settings, tmp_path) as client:
         yield client
-    app.settings.cache_clear()
-    app.live_model.cache_clear()
+
+
+@pytest.fixture
+def events_client(dynamodb_settings: Settings, tmp_path: Path) -> Iterator[object]:
+    """Like ``api_client``, with DynamoDB on each emulator in turn."""
+    with _client_for(dynamodb_settings, tmp_path) as client:
+        yield client
 
 
 @pytest.fixture

@@ -1,13 +1,18 @@
-"""`make demo` publishes a model: trained once, then re-published from its cache."""
+"""`make demo`: the sample enters DynamoDB through the write path, the model is trained from it."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+import hashlib
+from datetime import datetime, timezone
+
+import pytest
 
 from chalicelib.artifact import ModelStore
 from chalicelib.aws import s3_client
+from chalicelib.events import event_model
 from chalicelib.training.als import AlsParameters
-from local_aws.demo import ensure_model
+from chalicelib.training.pipeline import SAMPLE_RATINGS
+from local_aws.demo import ensure_model, load_sample_events
 
 QUICK = AlsParameters(factors=8, iterations=2)
 
@@ -16,37 +21,42 @@ def store_for(settings):
     return ModelStore(s3_client(settings), settings.model_bucket, settings.model_prefix)
 
 
-def test_first_run_trains_and_publishes_then_a_fresh_s3_gets_the_cached_model(settings, tmp_path):
-    cache = tmp_path / "model"
-
-    first = ensure_model(settings, cache, QUICK)
-
-    assert store_for(settings).live_version() == first
-    assert store_for(settings).load(first).n_interactions == 100_000
-    assert (cache / "model.npz").exists()
-
-    # The demo's S3 is in memory: the next start sees an empty bucket and must
-    # publish the same cached version rather than train again.
-    empty = replace(settings, model_bucket=settings.model_bucket + "-next")
-    s3_client(empty).create_bucket(Bucket=empty.model_bucket)
-    assert ensure_model(empty, cache, QUICK) == first
-    assert store_for(empty).live_version() == first
+@pytest.fixture
+def sample(tmp_path):
+    """The first 2 000 ratings of the bundled sample (the whole one takes half a minute to import)."""
+    path = tmp_path / "u.data"
+    path.write_text("".join(SAMPLE_RATINGS.read_text().splitlines(keepends=True)[:2000]))
+    return path
 
 
-def test_a_live_model_is_left_alone(settings, tmp_path, make_tiny_artifact):
+def test_sample_import_then_training_from_the_event_log(dynamodb_settings, tmp_path, sample):
+    marker = tmp_path / "imported.txt"
+
+    load_sample_events(dynamodb_settings, marker, sample)
+    version = ensure_model(dynamodb_settings, QUICK)
+
+    artifact = store_for(dynamodb_settings).load(version)
+    rows = [line.split("\t") for line in sample.read_text().splitlines()]
+    assert store_for(dynamodb_settings).live_version() == version
+    assert artifact.n_users == len({row[0] for row in rows})
+    assert artifact.n_items == len({row[1] for row in rows})
+    assert artifact.n_interactions == 2000
+    latest = max(int(row[3]) for row in rows)
+    assert artifact.training_cutoff == datetime.fromtimestamp(latest, timezone.utc).isoformat()
+    assert marker.exists()
+
+
+def test_a_live_model_is_left_alone(settings, make_tiny_artifact):
     live = store_for(settings).publish(make_tiny_artifact())
 
-    assert ensure_model(settings, tmp_path / "model", QUICK) == live
-    assert not (tmp_path / "model").exists()
+    assert ensure_model(settings, QUICK) == live
 
 
-def test_changed_parameters_retrain_instead_of_reusing_the_cache(settings, tmp_path):
-    cache = tmp_path / "model"
-    first = ensure_model(settings, cache, QUICK)
-    other = replace(settings, model_bucket=settings.model_bucket + "-other")
-    s3_client(other).create_bucket(Bucket=other.model_bucket)
+def test_the_marker_skips_a_second_import(settings, tmp_path, sample):
+    marker = tmp_path / "imported.txt"
+    marker.write_text(f"{settings.events_table}:{hashlib.sha256(sample.read_bytes()).hexdigest()}")
 
-    second = ensure_model(other, cache, replace(QUICK, factors=4))
+    load_sample_events(settings, marker, sample)
 
-    assert second != first
-    assert store_for(other).load(second).n_factors == 4
+    model = event_model(settings.events_table, settings.region, settings.dynamodb_endpoint_url)
+    assert model.count() == 0

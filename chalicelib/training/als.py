@@ -67,6 +67,7 @@ def als_artifact(
         item_popularity=popularity,
         seen_indptr=matrix.indptr,
         seen_indices=matrix.indices,
+        seen_values=matrix.data,
         algorithm="implicit-als",
         hyperparameters=asdict(params),
         training_cutoff=cutoff,
