@@ -254,22 +254,23 @@ class EventLog:
 
         Returns a receipt listing, by position in *events*, which were stored,
         which were duplicates (already stored, or repeated in this call), and
-        which could not be stored once retries ran out.
+        which could not be stored once retries ran out (a repeat of an event
+        that could not be stored counts as not stored).
         """
         receipt = WriteReceipt()
         first_position: dict[tuple[str, str], int] = {}
+        repeats: dict[int, int] = {}  # position of a repeat -> position of its first copy
         for position, event in enumerate(events):
             key = (event.user_id, event.event_id)
             if key in first_position:
-                receipt.duplicates.append(position)
+                repeats[position] = first_position[key]
             else:
                 first_position[key] = position
 
         try:
             existing = self._existing_keys(list(first_position))
         except EventLogUnavailable:
-            receipt.failed.extend(first_position.values())
-            receipt.failed.sort()
+            receipt.failed.extend(range(len(events)))
             return receipt
         received_at = datetime.now(timezone.utc)
         to_store: dict[tuple[str, str], dict[str, Any]] = {}
@@ -287,6 +288,10 @@ class EventLog:
             for batch, unstored in zip(batches, pool.map(self._put_batch, batches), strict=True):
                 for key in batch:
                     (receipt.failed if key in unstored else receipt.stored).append(first_position[key])
+        # A repeat shares the fate of its first copy: a duplicate unless that copy was not stored.
+        failed = set(receipt.failed)
+        for position, first in repeats.items():
+            (receipt.failed if first in failed else receipt.duplicates).append(position)
         for positions in (receipt.stored, receipt.duplicates, receipt.failed):
             positions.sort()
         return receipt

@@ -79,7 +79,8 @@ def _rating_event(user: str, item: str, rating: str, timestamp: str) -> dict | s
 
 
 def _movielens_csv_rows(path: Path) -> Iterator[tuple[int, dict | str]]:
-    with path.open(newline="", encoding="utf-8") as handle:
+    # utf-8-sig: spreadsheet programs often start CSV files with a byte-order mark.
+    with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
         missing = {"userId", "movieId", "rating", "timestamp"} - set(reader.fieldnames or ())
         if missing:
@@ -91,7 +92,8 @@ def _movielens_csv_rows(path: Path) -> Iterator[tuple[int, dict | str]]:
 
 def _generic_csv_rows(path: Path) -> Iterator[tuple[int, dict | str]]:
     seen: dict[str, int] = {}
-    with path.open(newline="", encoding="utf-8") as handle:
+    # utf-8-sig: spreadsheet programs often start CSV files with a byte-order mark.
+    with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
         columns = set(reader.fieldnames or ())
         if not {"user_id", "item_id"} <= columns:
@@ -151,7 +153,7 @@ def import_file(
     progress: Callable[[int], None] = lambda rows: None,
     now: datetime | None = None,
 ) -> ImportSummary:
-    """Validate every row of *path* and store the valid ones in chunks of 100.
+    """Validate every row of *path* and store the valid ones in chunks of :data:`CHUNK`.
 
     Parameters
     ----------

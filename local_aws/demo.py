@@ -142,7 +142,8 @@ def ensure_model(settings: Settings, params: AlsParameters | None = None) -> str
         return live
     say("training ALS on the event log in DynamoDB ...")
     started = time.perf_counter()
-    model = event_model(settings.events_table, settings.region, settings.dynamodb_endpoint_url)
+    # A full Scan of an emulator can take far longer per page than the API timeouts allow.
+    model = event_model(settings.events_table, settings.region, settings.dynamodb_endpoint_url, read_timeout=300)
     artifact = train_from_event_log(model, settings.event_weight_map, params or AlsParameters())
     version = store.publish(artifact)
     say(f"trained on {artifact.n_interactions} interactions and published model {version} "

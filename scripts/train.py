@@ -1,5 +1,7 @@
-"""Train an ALS model on MovieLens-100k ratings and publish it to the stage's S3 bucket.
+"""Train an ALS model and publish it to the stage's S3 bucket.
 
+By default it trains on every event of the stage's DynamoDB event log (erased
+users left out), as in production; --ratings trains on a MovieLens-100k file.
 With `make demo` running, `python scripts/train.py` publishes to the demo's
 local S3 and the API switches to the new version within MODEL_REFRESH_SECONDS.
 """
@@ -12,20 +14,23 @@ import sys
 import time
 from pathlib import Path
 
+from tqdm import tqdm
+
 from chalicelib.artifact import ModelStore
 from chalicelib.aws import s3_client
 from chalicelib.config import settings_for_stage
 from chalicelib.errors import RecommenderError
+from chalicelib.events import event_model
 from chalicelib.training.als import AlsParameters
 from chalicelib.training.movielens import read_movielens_100k
-from chalicelib.training.pipeline import SAMPLE_RATINGS, train_from_ratings
+from chalicelib.training.pipeline import train_from_event_log, train_from_ratings
 
 
 def main(argv: list[str] | None = None) -> int:
     defaults = AlsParameters()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--stage", default="local", help="chalice stage whose bucket receives the model (default: local, the demo)")
-    parser.add_argument("--ratings", type=Path, default=SAMPLE_RATINGS, help="MovieLens-100k u.data file (default: the bundled sample)")
+    parser.add_argument("--stage", default="local", help="chalice stage to read events from and publish to (default: local, the demo)")
+    parser.add_argument("--ratings", type=Path, help="train on this MovieLens-100k u.data file instead of the event log")
     parser.add_argument("--factors", type=int, default=defaults.factors)
     parser.add_argument("--regularization", type=float, default=defaults.regularization)
     parser.add_argument("--alpha", type=float, default=defaults.alpha)
@@ -37,17 +42,23 @@ def main(argv: list[str] | None = None) -> int:
 
     params = AlsParameters(args.factors, args.regularization, args.alpha, args.iterations, args.seed)
     started = time.perf_counter()
-    ratings = read_movielens_100k(args.ratings)
-    artifact = train_from_ratings(ratings, params)
-    print(f"trained {artifact.algorithm} on {artifact.n_interactions} interactions "
-          f"({artifact.n_users} users x {artifact.n_items} items) in {time.perf_counter() - started:.1f} s")
-    if args.no_publish:
-        return 0
     try:
         settings = settings_for_stage(args.stage)
+        if args.ratings:
+            artifact = train_from_ratings(read_movielens_100k(args.ratings), params)
+        else:
+            model = event_model(settings.events_table, settings.region, settings.dynamodb_endpoint_url,
+                                read_timeout=300)
+            with tqdm(unit="event", desc=f"scanning {settings.events_table}") as bar:
+                artifact = train_from_event_log(model, settings.event_weight_map, params, progress=bar.update)
+        print(f"trained {artifact.algorithm} on {artifact.n_interactions} interactions "
+              f"({artifact.n_users} users x {artifact.n_items} items) in {time.perf_counter() - started:.1f} s; "
+              f"training cutoff {artifact.training_cutoff}")
+        if args.no_publish:
+            return 0
         store = ModelStore(s3_client(settings), settings.model_bucket, settings.model_prefix)
         version = store.publish(artifact)
-    except RecommenderError as exc:
+    except (RecommenderError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"published version {version} to s3://{settings.model_bucket}/{settings.model_prefix}/{version}/ and made it live")

@@ -1,0 +1,106 @@
+"""From the event log to training interactions: weights, erasures, and a scan of a real table."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+
+from chalicelib.config import DEFAULT_EVENT_WEIGHTS
+from chalicelib.events import Event, EventLog, event_model
+from chalicelib.training.event_source import (
+    EventArrays,
+    EventLogSnapshot,
+    interactions_from_snapshot,
+    read_event_log,
+    training_cutoff,
+)
+
+T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
+
+
+def ms(moment: datetime) -> np.datetime64:
+    return np.datetime64(moment.astimezone(timezone.utc).replace(tzinfo=None), "ms")
+
+
+def snapshot(rows: list[tuple[str, str, str, datetime]], erased: dict[str, datetime] | None = None) -> EventLogSnapshot:
+    users, items, types, times = zip(*rows)
+    events = EventArrays(user_ids=np.array(users), item_ids=np.array(items), event_types=np.array(types),
+                         times=np.array([ms(t) for t in times], dtype="datetime64[ms]"))
+    return EventLogSnapshot(events=events, erased={user: ms(at) for user, at in (erased or {}).items()})
+
+
+def cells(snap: EventLogSnapshot) -> dict[tuple[str, str], float]:
+    """Non-zero (user, item) -> summed weight of the interaction matrix."""
+    result = interactions_from_snapshot(snap, DEFAULT_EVENT_WEIGHTS)
+    coo = result.matrix.tocoo()
+    return {(str(result.user_ids[r]), str(result.item_ids[c])): float(v) for r, c, v in zip(coo.row, coo.col, coo.data)}
+
+
+def test_weights_add_up_per_user_and_item_and_cancelling_pairs_vanish():
+    assert cells(snapshot([
+        ("u1", "i1", "view", T0), ("u1", "i1", "click", T0),
+        ("u1", "i2", "like", T0), ("u1", "i2", "dislike", T0 + timedelta(minutes=1)),
+        ("u2", "i1", "dislike", T0),
+        ("u2", "i3", "purchase", T0), ("u2", "i3", "teleport", T0),
+        ("u3", "i4", "teleport", T0),
+    ])) == {("u1", "i1"): 3.0, ("u2", "i1"): -4.0, ("u2", "i3"): 8.0}
+
+
+def test_unknown_types_leave_no_trace_in_the_id_lists():
+    result = interactions_from_snapshot(
+        snapshot([("u1", "i1", "view", T0), ("u9", "i9", "teleport", T0)]), DEFAULT_EVENT_WEIGHTS)
+    assert list(result.user_ids) == ["u1"] and list(result.item_ids) == ["i1"]
+
+
+def test_erased_users_lose_events_up_to_the_erasure_and_keep_later_ones():
+    erased_at = T0 + timedelta(hours=1)
+    assert cells(snapshot([
+        ("gone", "i1", "purchase", T0),
+        ("gone", "i2", "view", erased_at),
+        ("gone", "i3", "click", erased_at + timedelta(milliseconds=1)),
+        ("kept", "i1", "view", T0), ("kept", "i1", "view", erased_at + timedelta(hours=1)),
+        ("zzz", "i2", "like", T0),
+    ], erased={"gone": erased_at, "absent": erased_at})) == {
+        ("gone", "i3"): 2.0, ("kept", "i1"): 2.0, ("zzz", "i2"): 4.0,
+    }
+
+
+def test_training_cutoff_is_the_latest_event_time_or_none_when_empty():
+    snap = snapshot([("u1", "i1", "view", T0 + timedelta(milliseconds=250)), ("u2", "i1", "view", T0)])
+    assert training_cutoff(snap) == T0 + timedelta(milliseconds=250)
+    empty = EventLogSnapshot(events=EventArrays(*(np.array([], dtype=np.str_) for _ in range(3)),
+                                                times=np.array([], dtype="datetime64[ms]")), erased={})
+    assert training_cutoff(empty) is None
+
+
+def test_read_event_log_separates_events_from_erasure_markers(dynamodb_settings):
+    s = dynamodb_settings
+    model = event_model(s.events_table, s.region, s.dynamodb_endpoint_url)
+    log = EventLog(model, attempts=3, retry_base_seconds=0.001, sleep=lambda seconds: None)
+
+    def event(user, item, event_type, at, event_id):
+        return Event(user_id=user, item_id=item, event_type=event_type, event_id=event_id, timestamp=at)
+
+    log.write([event("gone", "i1", "view", T0, "g1")])
+    receipt = log.erase("gone")
+    late = receipt.erased_at + timedelta(seconds=1, microseconds=123456)
+    log.write([
+        event("gone", "i2", "click", late, "g2"),
+        event("u1", "i1", "like", T0 + timedelta(milliseconds=789), "a"),
+        event("u1", "i3", "view", T0 - timedelta(days=3), "b"),
+    ])
+    pages: list[int] = []
+    snap = read_event_log(model, progress=pages.append)
+
+    found = sorted(zip(snap.events.user_ids.tolist(), snap.events.item_ids.tolist(),
+                       snap.events.event_types.tolist(), snap.events.times.tolist()))
+    assert found == sorted([
+        ("gone", "i2", "click", ms(late).tolist()),
+        ("u1", "i1", "like", ms(T0 + timedelta(milliseconds=789)).tolist()),
+        ("u1", "i3", "view", ms(T0 - timedelta(days=3)).tolist()),
+    ])
+    assert snap.erased == {"gone": ms(receipt.erased_at)}
+    assert sum(pages) == 4  # three events and one marker
+    assert training_cutoff(snap) == late.replace(microsecond=late.microsecond // 1000 * 1000)
+    assert cells(snap) == {("gone", "i2"): 2.0, ("u1", "i1"): 4.0, ("u1", "i3"): 1.0}
