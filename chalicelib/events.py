@@ -353,9 +353,10 @@ class EventLog:
 
             def attempt() -> None:
                 nonlocal pending
-                response = self._call(
-                    lambda: self._table.batch_get_item(pending, attributes_to_get=["user_id", "record_key"])
-                )
+                # Strongly consistent: a resend right after a write must see it.
+                response = self._call(lambda: self._table.batch_get_item(
+                    pending, consistent_read=True, attributes_to_get=["user_id", "record_key"]
+                ))
                 if response is not None:
                     for item in response.get("Responses", {}).get(table_name, []):
                         found.add(_item_key(item))

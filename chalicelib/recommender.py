@@ -239,7 +239,10 @@ class Recommender:
             seen = np.empty(0, dtype=np.int64)
             indices, strengths = known, known_values
         exclude = np.union1d(seen, known).astype(np.int64)
-        if not np.any(strengths > 0):
+        # Net strength per item: a click cancelled by a dislike is no positive signal.
+        items, positions = np.unique(indices, return_inverse=True)
+        net = np.bincount(positions, weights=strengths, minlength=items.shape[0])
+        if not np.any(net > 0):
             return self.popular(n, exclude=exclude.tolist())
         user_vector = fold_in(
             self.artifact.item_factors, self._gram, indices, strengths, self._regularization, self._alpha,

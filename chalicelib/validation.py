@@ -7,7 +7,6 @@ bad input becomes a 400 with a message, never a 500.
 from __future__ import annotations
 
 import json
-import math
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -117,6 +116,8 @@ class EventRules:
 
 _EVENT_FIELDS = ("user_id", "item_id", "event_type", "event_id", "timestamp", "value", "session_id", "source")
 _REQUIRED_EVENT_FIELDS = ("user_id", "item_id", "event_type")
+#: Unix seconds beyond year 9999 cannot be a real timestamp.
+MAX_TIMESTAMP_SECONDS = 253_402_300_799
 #: Earliest time any event may carry, imports included: before it a timestamp is a bug.
 EARLIEST_EVENT_TIME = datetime(1990, 1, 1, tzinfo=timezone.utc)
 
@@ -126,8 +127,9 @@ def parse_timestamp(value: Any, field: str) -> datetime:
     if isinstance(value, bool):
         raise InvalidRequest(f"{field} must be unix seconds or an ISO-8601 string, got a boolean", field)
     if isinstance(value, (int, float)):
-        if not math.isfinite(value):
-            raise InvalidRequest(f"{field} must be a finite number of seconds", field)
+        # Compare rather than convert: a JSON integer can exceed the float range.
+        if not abs(value) <= MAX_TIMESTAMP_SECONDS:
+            raise InvalidRequest(f"{field} must be a finite number of seconds, got {str(value)[:40]}", field)
         try:
             return datetime.fromtimestamp(value, tz=timezone.utc)
         except (OverflowError, OSError, ValueError):
@@ -160,7 +162,7 @@ def check_event(raw: Any, rules: EventRules, now: datetime, where: str) -> Event
         if raw.get(name) is None:
             raise InvalidRequest(f"{where}.{name} is required", f"{where}.{name}")
     event_type = raw["event_type"]
-    if event_type not in rules.event_types:
+    if not isinstance(event_type, str) or event_type not in rules.event_types:
         raise InvalidRequest(
             f"{where}.event_type {event_type!r} is not a known event type "
             f"(known: {', '.join(sorted(rules.event_types))})",
@@ -178,12 +180,11 @@ def check_event(raw: Any, rules: EventRules, now: datetime, where: str) -> Event
             )
     value = raw.get("value")
     if value is not None and (
-        isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
-        or abs(value) > MAX_EVENT_VALUE
+        isinstance(value, bool) or not isinstance(value, (int, float)) or not abs(value) <= MAX_EVENT_VALUE
     ):
         raise InvalidRequest(f"{where}.value must be a finite number of magnitude <= {MAX_EVENT_VALUE:g}", f"{where}.value")
     source = raw.get("source")
-    if source is not None and source not in rules.sources:
+    if source is not None and (not isinstance(source, str) or source not in rules.sources):
         raise InvalidRequest(
             f"{where}.source {source!r} is not one of {', '.join(sorted(rules.sources))}", f"{where}.source"
         )

@@ -42,8 +42,8 @@ class FlakyTable:
         self.forwarded: list[dict] = []
         self.lock = threading.Lock()
 
-    def batch_get_item(self, keys, attributes_to_get=None):
-        return self.real.batch_get_item(keys, attributes_to_get=attributes_to_get)
+    def batch_get_item(self, keys, consistent_read=None, attributes_to_get=None):
+        return self.real.batch_get_item(keys, consistent_read=consistent_read, attributes_to_get=attributes_to_get)
 
     def batch_write_item(self, put_items=None, delete_items=None):
         items = put_items or delete_items

@@ -58,7 +58,7 @@ def als_artifact(
     user_factors, item_factors = train_als(interactions, params)
     matrix = interactions.matrix
     popularity = np.bincount(matrix.indices, minlength=matrix.shape[1]).astype(np.float32)
-    cutoff = training_cutoff.astimezone(timezone.utc).isoformat(timespec="seconds") if training_cutoff else None
+    cutoff = training_cutoff.astimezone(timezone.utc).isoformat(timespec="milliseconds") if training_cutoff else None
     return make_artifact(
         item_factors=item_factors,
         user_factors=user_factors,

@@ -29,10 +29,11 @@ class EventArrays:
 
 @dataclass(frozen=True)
 class EventLogSnapshot:
-    """Every event of the log and every erased user with their erasure time."""
+    """Every event of the log, every erased user with their erasure time, and when the scan began."""
 
     events: EventArrays
     erased: dict[str, np.datetime64]
+    scanned_at: datetime | None = None
 
 
 def _scan_pages(model: type[EventRecord]) -> Iterator[list[dict[str, Any]]]:
@@ -49,6 +50,7 @@ def _scan_pages(model: type[EventRecord]) -> Iterator[list[dict[str, Any]]]:
 
 def read_event_log(model: type[EventRecord], progress: Callable[[int], None] = lambda n: None) -> EventLogSnapshot:
     """Scan the whole table (every page) into arrays; erasure markers are collected apart."""
+    scanned_at = datetime.now(timezone.utc)
     users: list[str] = []
     items: list[str] = []
     types: list[str] = []
@@ -71,7 +73,7 @@ def read_event_log(model: type[EventRecord], progress: Callable[[int], None] = l
         event_types=np.asarray(types, dtype=np.str_),
         times=np.asarray(time_keys, dtype="datetime64[ms]"),
     )
-    return EventLogSnapshot(events=events, erased=erased)
+    return EventLogSnapshot(events=events, erased=erased, scanned_at=scanned_at)
 
 
 def _utc_text(value: str) -> str:
@@ -101,7 +103,14 @@ def interactions_from_snapshot(snapshot: EventLogSnapshot, weights: Mapping[str,
 
 
 def training_cutoff(snapshot: EventLogSnapshot) -> datetime | None:
-    """Time of the latest event in the snapshot (the model knows everything up to it)."""
+    """Up to when the model trained on *snapshot* knows the log.
+
+    Every event logged (received) before the scan began is in the snapshot,
+    so serving folds in only events logged after this time. A snapshot built
+    without a scan uses the time of its latest event.
+    """
+    if snapshot.scanned_at is not None:
+        return snapshot.scanned_at
     if len(snapshot.events) == 0:
         return None
     latest = snapshot.events.times.max().astype("datetime64[ms]").astype(datetime)
