@@ -66,6 +66,8 @@ class Event:
     value: float | None = None
     session_id: str | None = None
     source: str | None = None
+    #: When the log stored it (set by the log); decides what a model trained up to a cutoff knows.
+    received_at: datetime | None = None
 
 
 def new_event_id() -> str:
@@ -120,6 +122,7 @@ class EventRecord(Model):
         return Event(
             user_id=self.user_id, item_id=self.item_id, event_type=self.event_type, event_id=self.event_id,
             timestamp=self.timestamp, value=self.value, session_id=self.session_id, source=self.source,
+            received_at=self.received_at,
         )
 
 

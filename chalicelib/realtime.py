@@ -60,9 +60,11 @@ class UserRecommender:
             weight = self._weights.get(event.event_type)
             if weight is None:
                 continue  # a type dropped from the configuration since it was logged
-            # A trained user's events up to the cutoff are already in their factors
-            # and their training row (so also excluded).
-            if use_trained and cutoff is not None and event.timestamp <= cutoff:
+            # Events the log stored before the training scan are already in a trained
+            # user's factors and training row. Judged by storage time, not event time,
+            # so a late-arriving event with an old timestamp still counts.
+            logged_at = event.received_at or event.timestamp
+            if use_trained and cutoff is not None and logged_at <= cutoff:
                 continue
             item_ids.append(event.item_id)
             values.append(weight)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import botocore.exceptions
@@ -189,12 +190,20 @@ def test_recent_is_newest_first_by_event_time_bounded_and_per_user(model):
     log.write([event("u1", "oldest", at=datetime(2026, 1, 1, 13, 30, tzinfo=timezone(timedelta(hours=2))))])
     log.write([event("u2", "theirs", at=T0 + timedelta(hours=5))])
 
+    before_last_write = datetime.now(timezone.utc)
+    log.write([event("u1", "latest-stored", at=T0 - timedelta(days=1))])
+
     history = log.recent("u1", 3)
     assert [e.event_id for e in history.events] == ["newest", "mid", "old"]
     assert history.erased_at is None
-    assert history.events[0] == event("u1", "newest", at=T0 + timedelta(hours=3), value=4.5, session_id="s1",
-                                      source="web")
-    assert [e.event_id for e in log.recent("u1", 10).events] == ["newest", "mid", "old", "oldest"]
+    newest = history.events[0]
+    assert replace(newest, received_at=None) == event("u1", "newest", at=T0 + timedelta(hours=3), value=4.5,
+                                                      session_id="s1", source="web")
+    # The log stamps when it stored each event: serving compares that with the model's cutoff.
+    assert newest.received_at < before_last_write
+    latest_stored = log.recent("u1", 10).events[-1]
+    assert latest_stored.event_id == "latest-stored" and latest_stored.received_at >= before_last_write
+    assert [e.event_id for e in log.recent("u1", 10).events] == ["newest", "mid", "old", "oldest", "latest-stored"]
 
 
 def test_recent_raises_event_log_unavailable_when_the_endpoint_is_dead(dead_model):

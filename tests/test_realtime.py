@@ -146,17 +146,32 @@ def test_a_click_after_the_cutoff_changes_the_next_answer(client, dynamodb_setti
     before = recommend(client, "u0")
     assert (before["strategy"], ranked(before)) == ("personalized", U0_PERSONALIZED)
 
-    # Before the training cutoff: already in u0's factors, so the answer stays.
-    post(client, event("u0", "i1", timestamp=(CUTOFF - timedelta(days=1)).isoformat()))
-    unchanged = recommend(client, "u0")
-    assert unchanged == before
-    table = event_model(dynamodb_settings.events_table, dynamodb_settings.region, dynamodb_settings.dynamodb_endpoint_url)
-    assert len(list(table.query("u0"))) == 1  # it was stored, and read, and left out
-
     post(client, event("u0", "i1"))
     after = recommend(client, "u0")
     assert after["strategy"] == "realtime"
     assert ranked(after) == U0_CLICKED_I1  # the clicked item i1 is excluded
+
+
+def test_a_late_event_with_an_old_timestamp_still_counts(client):
+    # Stored after the model's cutoff, though it happened before: the model has not seen it.
+    post(client, event("u0", "i1", timestamp=(CUTOFF - timedelta(days=1)).isoformat()))
+
+    answer = recommend(client, "u0")
+
+    assert (answer["strategy"], ranked(answer)) == ("realtime", U0_CLICKED_I1)
+
+
+def test_events_logged_before_the_cutoff_are_left_to_the_model(client, dynamodb_settings, make_tiny_artifact):
+    post(client, event("u0", "i1"))
+    # A model whose training scan began after that event was stored already knows it.
+    store = ModelStore(s3_client(dynamodb_settings), dynamodb_settings.model_bucket, dynamodb_settings.model_prefix)
+    store.publish(make_tiny_artifact(training_cutoff=(datetime.now(timezone.utc) + timedelta(seconds=1)).isoformat()))
+
+    answer = recommend(client, "u0")
+
+    assert (answer["strategy"], ranked(answer)) == ("personalized", U0_PERSONALIZED)
+    table = event_model(dynamodb_settings.events_table, dynamodb_settings.region, dynamodb_settings.dynamodb_endpoint_url)
+    assert len(list(table.query("u0"))) == 1  # stored, read, and left out
 
 
 def test_a_new_user_is_personalised_after_three_events(client):
