@@ -1,4 +1,4 @@
-"""Latency of the API in-process (chalice.test.Client) on the demo model.
+"""Latency of the API in-process (chalice.test.Client) on the demo model, model alone.
 
 Starts its own moto S3 on a free 127.0.0.1 port, publishes the demo model
 (ALS on the bundled MovieLens-100k sample), then times each route and prints
@@ -37,13 +37,16 @@ def main(argv: list[str] | None = None) -> int:
     from chalicelib.aws import s3_client
     from chalicelib.config import Settings, environment_of
     from chalicelib.training.pipeline import train_sample_model
-    from local_aws.stack import FAKE_CREDENTIALS, MotoServer
+    from local_aws.stack import FAKE_CREDENTIALS, MotoServer, provision
 
     os.environ.update(FAKE_CREDENTIALS)
     moto = MotoServer().start()
     try:
-        settings = Settings("bench-models", "models", "bench-events", "us-east-1", moto.url, moto.url, 60.0, "WARNING")
-        s3_client(settings).create_bucket(Bucket=settings.model_bucket)
+        # The model alone (REALTIME_EVENTS=0): scripts/benchmark_events.py measures what the
+        # event-log Query of real-time personalisation adds.
+        settings = Settings("bench-models", "models", "bench-events", "us-east-1", moto.url, moto.url, 60.0, "WARNING",
+                            realtime_events=0)
+        provision(settings)
         artifact = train_sample_model()
         version = ModelStore(s3_client(settings), settings.model_bucket, settings.model_prefix).publish(artifact)
         users = artifact.user_ids.tolist()
