@@ -10,10 +10,14 @@ AWS, through the endpoint URLs in its configuration.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -98,6 +102,14 @@ def dynalite_unavailable_reason() -> str | None:
     return None
 
 
+def _die_with_parent() -> None:
+    """In the child: ask Linux to end it when its parent dies (even by SIGKILL), so no server outlives a run."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 class MotoServer:
     """moto in server mode on 127.0.0.1 (serves S3, and DynamoDB when asked)."""
 
@@ -153,7 +165,9 @@ class DynaliteServer:
         if self.data_dir is not None:
             self.data_dir.mkdir(parents=True, exist_ok=True)
             command += ["--path", str(self.data_dir)]
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=_die_with_parent
+        )
         try:
             wait_until_listening(self.port, process=self.process)
         except RuntimeError as exc:
