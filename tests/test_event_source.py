@@ -8,13 +8,8 @@ import numpy as np
 
 from chalicelib.config import DEFAULT_EVENT_WEIGHTS
 from chalicelib.events import Event, EventLog, event_model
-from chalicelib.training.event_source import (
-    EventArrays,
-    EventLogSnapshot,
-    interactions_from_snapshot,
-    read_event_log,
-    training_cutoff,
-)
+from chalicelib.training.event_source import EventArrays, EventLogSnapshot, read_event_log, training_cutoff
+from chalicelib.training.interactions import interaction_table
 
 T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
 
@@ -25,14 +20,13 @@ def ms(moment: datetime) -> np.datetime64:
 
 def snapshot(rows: list[tuple[str, str, str, datetime]], erased: dict[str, datetime] | None = None) -> EventLogSnapshot:
     users, items, types, times = zip(*rows)
-    events = EventArrays(user_ids=np.array(users), item_ids=np.array(items), event_types=np.array(types),
-                         times=np.array([ms(t) for t in times], dtype="datetime64[ms]"))
+    events = EventArrays.from_strings(users, items, types, [ms(t) for t in times])
     return EventLogSnapshot(events=events, erased={user: ms(at) for user, at in (erased or {}).items()})
 
 
 def cells(snap: EventLogSnapshot) -> dict[tuple[str, str], float]:
     """Non-zero (user, item) -> summed weight of the interaction matrix."""
-    result = interactions_from_snapshot(snap, DEFAULT_EVENT_WEIGHTS)
+    result = interaction_table(snap, DEFAULT_EVENT_WEIGHTS).to_matrix()
     coo = result.matrix.tocoo()
     return {(str(result.user_ids[r]), str(result.item_ids[c])): float(v) for r, c, v in zip(coo.row, coo.col, coo.data)}
 
@@ -48,7 +42,7 @@ def test_weights_add_up_per_user_and_item_and_cancelling_pairs_vanish():
 
 
 def test_unknown_types_leave_no_trace_in_the_id_lists():
-    result = interactions_from_snapshot(
+    result = interaction_table(
         snapshot([("u1", "i1", "view", T0), ("u9", "i9", "teleport", T0)]), DEFAULT_EVENT_WEIGHTS)
     assert list(result.user_ids) == ["u1"] and list(result.item_ids) == ["i1"]
 
@@ -69,8 +63,7 @@ def test_erased_users_lose_events_up_to_the_erasure_and_keep_later_ones():
 def test_without_a_scan_time_the_cutoff_is_the_latest_event_time_or_none_when_empty():
     snap = snapshot([("u1", "i1", "view", T0 + timedelta(milliseconds=250)), ("u2", "i1", "view", T0)])
     assert training_cutoff(snap) == T0 + timedelta(milliseconds=250)
-    empty = EventLogSnapshot(events=EventArrays(*(np.array([], dtype=np.str_) for _ in range(3)),
-                                                times=np.array([], dtype="datetime64[ms]")), erased={})
+    empty = EventLogSnapshot(events=EventArrays.from_strings([], [], [], []), erased={})
     assert training_cutoff(empty) is None
 
 
@@ -94,8 +87,9 @@ def test_read_event_log_separates_events_from_erasure_markers(dynamodb_settings)
     before = datetime.now(timezone.utc)
     snap = read_event_log(model, progress=pages.append)
 
-    found = sorted(zip(snap.events.user_ids.tolist(), snap.events.item_ids.tolist(),
-                       snap.events.event_types.tolist(), snap.events.times.tolist()))
+    events = snap.events
+    found = sorted(zip(events.user_ids[events.users].tolist(), events.item_ids[events.items].tolist(),
+                       events.event_types[events.types].tolist(), events.times.tolist()))
     assert found == sorted([
         ("gone", "i2", "click", ms(late).tolist()),
         ("u1", "i1", "like", ms(T0 + timedelta(milliseconds=789)).tolist()),

@@ -10,8 +10,8 @@ from chalicelib.artifact import ModelArtifact
 from chalicelib.config import PROJECT_DIR
 from chalicelib.events import EventRecord
 from chalicelib.training.als import AlsParameters, als_artifact
-from chalicelib.training.event_source import interactions_from_snapshot, read_event_log, training_cutoff
-from chalicelib.training.interactions import build_interactions
+from chalicelib.training.event_source import read_event_log, training_cutoff
+from chalicelib.training.interactions import build_interactions, interaction_table
 from chalicelib.training.movielens import Ratings, read_movielens_100k
 
 #: MovieLens-100k, bundled with its licence for the demo and the tests.
@@ -45,7 +45,7 @@ def train_from_event_log(
         When the log holds no usable event.
     """
     snapshot = read_event_log(model, progress)
-    interactions = interactions_from_snapshot(snapshot, weights)
+    interactions = interaction_table(snapshot, weights).to_matrix()
     if interactions.n_interactions == 0:
         raise ValueError("the event log holds no event to train on")
     return als_artifact(interactions, params, training_cutoff(snapshot))

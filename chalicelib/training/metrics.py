@@ -1,0 +1,90 @@
+"""Offline ranking metrics at k, as the evaluation protocol defines them (pure numpy).
+
+``recommended`` is an (n_users, k) array of item indices, best first, padded
+with -1; ``test`` is a CSR matrix whose rows are the same users' held-out items.
+Averages run over users with at least one held-out item.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+METRIC_NAMES = ("precision", "recall", "ndcg", "map")
+
+
+def hit_matrix(recommended: np.ndarray, test: sp.csr_matrix) -> np.ndarray:
+    """Boolean (n_users, k): whether each recommended item is among that user's held-out items."""
+    n_users, k = recommended.shape
+    rows = np.repeat(np.arange(n_users), k)
+    cols = recommended.reshape(-1)
+    valid = cols >= 0
+    hits = np.zeros(n_users * k, dtype=bool)
+    if valid.any():
+        hits[valid] = np.asarray(test[rows[valid], cols[valid]]).reshape(-1) > 0
+    return hits.reshape(n_users, k)
+
+
+def ranking_metrics(recommended: np.ndarray, test: sp.csr_matrix, k: int) -> dict[str, float]:
+    """precision@k, recall@k, nDCG@k (binary gains) and MAP@k, averaged over users with test items.
+
+    * precision = hits / k; recall = hits / |test|
+    * nDCG: DCG of the hits over the ideal DCG of min(k, |test|) hits
+    * MAP (Microsoft Recommenders): sum over hit positions of hits-so-far / position, over |test|
+    """
+    recommended = recommended[:, :k]
+    n_test = np.diff(test.indptr)
+    evaluated = n_test > 0
+    hits = hit_matrix(recommended[evaluated], test[evaluated])
+    n_test = n_test[evaluated].astype(np.float64)
+    if hits.shape[0] == 0:
+        return {f"{name}@{k}": 0.0 for name in METRIC_NAMES}
+    positions = np.arange(1, k + 1, dtype=np.float64)
+    discounts = 1.0 / np.log2(positions + 1)
+    dcg = (hits * discounts).sum(axis=1)
+    ideal = np.cumsum(discounts)[np.minimum(n_test, k).astype(int) - 1]
+    precision_at_hits = np.cumsum(hits, axis=1) / positions
+    average_precision = (precision_at_hits * hits).sum(axis=1) / n_test
+    return {
+        f"precision@{k}": float(hits.sum(axis=1).mean() / k),
+        f"recall@{k}": float((hits.sum(axis=1) / n_test).mean()),
+        f"ndcg@{k}": float((dcg / ideal).mean()),
+        f"map@{k}": float(average_precision.mean()),
+    }
+
+
+def catalog_coverage(recommended: np.ndarray, n_items: int) -> float:
+    """Share of the catalog that appears in at least one list."""
+    shown = np.unique(recommended[recommended >= 0])
+    return float(shown.shape[0] / n_items) if n_items else 0.0
+
+
+def top_k(user_vectors: np.ndarray, item_factors: np.ndarray, exclude: sp.csr_matrix, k: int,
+          batch: int = 2048) -> np.ndarray:
+    """The k best items per user by dot product, excluding each user's *exclude* row; -1 pads."""
+    n_users = user_vectors.shape[0]
+    k = min(k, item_factors.shape[0])
+    result = np.full((n_users, k), -1, dtype=np.int64)
+    for start in range(0, n_users, batch):
+        stop = min(start + batch, n_users)
+        scores = user_vectors[start:stop] @ item_factors.T
+        result[start:stop] = _best(scores, exclude[start:stop], k)
+    return result
+
+
+def popularity_top_k(popularity: np.ndarray, exclude: sp.csr_matrix, k: int) -> np.ndarray:
+    """The k most popular items per user, excluding each user's *exclude* row."""
+    scores = np.broadcast_to(popularity.astype(np.float64), (exclude.shape[0], popularity.shape[0]))
+    return _best(scores, exclude, min(k, popularity.shape[0]))
+
+
+def _best(scores: np.ndarray, exclude: sp.csr_matrix, k: int) -> np.ndarray:
+    scores = np.array(scores, dtype=np.float64)
+    rows = np.repeat(np.arange(exclude.shape[0]), np.diff(exclude.indptr))
+    scores[rows, exclude.indices] = -np.inf
+    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    part_scores = np.take_along_axis(scores, part, axis=1)
+    order = np.lexsort((part, -part_scores), axis=1)
+    best = np.take_along_axis(part, order, axis=1)
+    best[np.take_along_axis(part_scores, order, axis=1) == -np.inf] = -1
+    return best
