@@ -53,6 +53,7 @@ MANIFEST_FILE = "manifest.json"
 POINTER_FILE = "latest.json"
 
 _VERSION_PATTERN = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._-]{0,127}$")
+_FILE_NAME_PATTERN = _VERSION_PATTERN  # same rule: one safe path segment, no leading dot
 
 #: name -> (dtype kind or exact dtype, number of dimensions)
 _ARRAY_SPEC: dict[str, tuple[np.dtype | str, int]] = {
@@ -89,6 +90,8 @@ class ModelArtifact:
     metrics: dict[str, Any] | None = None
     version: str | None = None
     created_at: str | None = None
+    #: Published with --force although it failed the quality gate.
+    forced: bool = False
 
     @property
     def n_users(self) -> int:
@@ -246,6 +249,7 @@ def serialize(artifact: ModelArtifact, version: str, created_at: str) -> tuple[b
         },
         "training_cutoff": artifact.training_cutoff,
         "metrics": artifact.metrics,
+        "forced": artifact.forced,
         "model_file": MODEL_FILE,
         "model_bytes": len(payload),
         "sha256": hashlib.sha256(payload).hexdigest(),
@@ -296,6 +300,7 @@ def deserialize(payload: bytes, manifest: dict[str, Any]) -> ModelArtifact:
         metrics=manifest.get("metrics"),
         version=manifest["version"],
         created_at=manifest.get("created_at"),
+        forced=bool(manifest.get("forced", False)),
     )
 
 
@@ -390,9 +395,12 @@ class ModelStore:
         if body is None:
             raise ArtifactError(f"model version {version!r} has no {MANIFEST_FILE} at s3://{self._bucket}/{key}")
         try:
-            return json.loads(body)
+            manifest = json.loads(body)
         except ValueError as exc:
             raise ArtifactError(f"{key} is not valid JSON: {exc}") from exc
+        if not isinstance(manifest, dict):
+            raise ArtifactError(f"{key} must hold a JSON object, found {type(manifest).__name__}")
+        return manifest
 
     def load(self, version: str) -> ModelArtifact:
         """Download and verify *version*."""
@@ -404,6 +412,154 @@ class ModelStore:
         if payload is None:
             raise ArtifactError(f"model version {version!r} has no {MODEL_FILE} at s3://{self._bucket}/{key}")
         return deserialize(payload, manifest)
+
+    def list_versions(self) -> list[dict[str, Any]]:
+        """Every version under the prefix, newest first, summarised from its manifest.
+
+        Each entry has ``version``, ``created_at``, ``algorithm``,
+        ``training_cutoff``, ``metrics``, ``counts``, ``forced`` and ``live``
+        (True for the version the pointer names). A version folder whose
+        manifest is missing or unreadable is listed with an ``error`` field
+        (the other fields None) instead of failing the whole listing.
+        """
+        live = self.live_version()
+        entries = []
+        for version in self._version_ids():
+            entry: dict[str, Any] = {
+                "version": version, "created_at": None, "algorithm": None, "training_cutoff": None,
+                "metrics": None, "counts": None, "forced": False, "live": version == live,
+            }
+            try:
+                manifest = self.read_manifest(version)
+                if not isinstance(manifest, dict):
+                    raise ArtifactError(f"{MANIFEST_FILE} of {version!r} is not a JSON object")
+            except ArtifactError as exc:
+                entry["error"] = str(exc)
+            else:
+                for field in ("created_at", "algorithm", "training_cutoff", "metrics", "counts"):
+                    entry[field] = manifest.get(field)
+                entry["forced"] = manifest.get("forced", False)
+            entries.append(entry)
+        return entries
+
+    def delete_version(self, version: str) -> None:
+        """Delete every object under ``{prefix}/{version}/`` (model, manifest, reports).
+
+        Raises
+        ------
+        ArtifactError
+            When *version* is live or has no objects.
+        """
+        check_version_id(version)
+        # S3 has no transactions: a pointer moved by someone else between this
+        # check and the delete is not caught, but the common mistake is.
+        if version == self.live_version():
+            raise ArtifactError(f"model version {version!r} is live; roll back before deleting it")
+        keys = self._keys_under(self._key(version) + "/")
+        if not keys:
+            raise ArtifactError(f"model version {version!r} does not exist under s3://{self._bucket}/{self._prefix}/")
+        for start in range(0, len(keys), 1000):  # DeleteObjects takes at most 1000 keys
+            response = self._s3.delete_objects(
+                Bucket=self._bucket,
+                Delete={"Objects": [{"Key": key} for key in keys[start:start + 1000]], "Quiet": True},
+            )
+            if response.get("Errors"):
+                failed = ", ".join(f"{e.get('Key')} ({e.get('Code')})" for e in response["Errors"])
+                raise ArtifactError(f"could not delete all of model version {version!r}: {failed}")
+        logger.info("deleted model version %s (%d objects)", version, len(keys))
+
+    def prune(self, keep: int) -> list[str]:
+        """Delete all versions but the *keep* newest and the live one.
+
+        Returns the deleted version ids, newest first.
+        """
+        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+            raise ArtifactError(f"keep must be an integer >= 1, got {keep!r}")
+        live = self.live_version()
+        # Broken folders count by id like any other: the newest one may be a
+        # version still being uploaded (model written, manifest not yet).
+        versions = self._version_ids()
+        kept = set(versions[:keep]) | {live}
+        deleted = []
+        for version in versions:
+            if version not in kept:
+                self.delete_version(version)
+                deleted.append(version)
+        return deleted
+
+    def rollback(self, to: str | None = None) -> str:
+        """Make *to* live, or by default the newest valid version older than the live one.
+
+        The target is downloaded and verified first, so the pointer never
+        moves to a corrupted version; older broken versions are skipped.
+        Returns the new live version.
+
+        Raises
+        ------
+        ArtifactError
+            When *to* does not load, or there is no valid older version.
+        """
+        if to is not None:
+            self.load(check_version_id(to))
+            self.set_live(to)
+            return to
+        live = self.live_version()
+        if live is None:
+            raise ArtifactError("no live version to roll back from")
+        for version in self._version_ids():
+            if version >= live:  # ids sort by creation time
+                continue
+            try:
+                self.load(version)
+            except ArtifactError as exc:
+                logger.warning("skipping model version %s: %s", version, exc)
+                continue
+            self.set_live(version)
+            return version
+        raise ArtifactError(f"no valid model version older than the live {live!r} to roll back to")
+
+    def put_file(self, version: str, name: str, body: bytes, content_type: str) -> str:
+        """Upload an extra file (e.g. ``report.md``) beside an existing *version*.
+
+        Returns its S3 key.
+        """
+        check_version_id(version)
+        if not isinstance(name, str) or not _FILE_NAME_PATTERN.match(name) or name in (MODEL_FILE, MANIFEST_FILE):
+            raise ArtifactError(
+                f"invalid file name {name!r}: use a plain name (letters, digits, '._-'), not {MODEL_FILE} or {MANIFEST_FILE}"
+            )
+        self.read_manifest(version)  # a file without its version would show up as a broken version
+        key = self._key(version, name)
+        self._s3.put_object(Bucket=self._bucket, Key=key, Body=body, ContentType=content_type)
+        return key
+
+    #: Page size of the listings; small values let tests exercise pagination.
+    _LIST_PAGE_SIZE = 1000
+
+    def _version_ids(self) -> list[str]:
+        """Ids of the version folders under the prefix, newest first."""
+        folder = f"{self._prefix}/" if self._prefix else ""
+        paginator = self._s3.get_paginator("list_objects_v2")
+        versions = []
+        for page in paginator.paginate(
+            Bucket=self._bucket, Prefix=folder, Delimiter="/",
+            PaginationConfig={"PageSize": self._LIST_PAGE_SIZE},
+        ):
+            for common in page.get("CommonPrefixes", []):
+                name = common["Prefix"][len(folder):].rstrip("/")
+                # publish never writes such a folder; it cannot be loaded or deleted by id
+                if _VERSION_PATTERN.match(name):
+                    versions.append(name)
+                else:
+                    logger.debug("ignoring folder %r: not a version id", name)
+        return sorted(versions, reverse=True)
+
+    def _keys_under(self, folder: str) -> list[str]:
+        paginator = self._s3.get_paginator("list_objects_v2")
+        pages = paginator.paginate(
+            Bucket=self._bucket, Prefix=folder, PaginationConfig={"PageSize": self._LIST_PAGE_SIZE}
+        )
+        return [obj["Key"] for page in pages for obj in page.get("Contents", [])]
 
     def _get(self, key: str) -> bytes | None:
         try:

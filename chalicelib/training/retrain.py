@@ -19,7 +19,7 @@ from chalicelib.errors import ArtifactError
 from chalicelib.training.als import AlsParameters, als_artifact, fit_als
 from chalicelib.training.event_source import EventLogSnapshot, training_cutoff
 from chalicelib.training.interactions import interaction_table
-from chalicelib.training.metrics import catalog_coverage, popularity_top_k, ranking_metrics, top_k
+from chalicelib.training.metrics import catalog_coverage, evaluate_ranking, popularity_top_k, ranking_metrics
 from chalicelib.training.search import SearchResult, SearchSpace, random_search
 from chalicelib.training.splits import TIME, split
 
@@ -102,10 +102,19 @@ def live_parameters(artifact: ModelArtifact) -> AlsParameters | None:
         return None
 
 
-def _metrics(recommended: np.ndarray, test: sp.csr_matrix, n_items: int, k: int) -> dict[str, float]:
-    evaluated = np.diff(test.indptr) > 0
-    metrics = ranking_metrics(recommended, test, k)
-    metrics["coverage"] = catalog_coverage(recommended[evaluated], n_items)
+def _metrics(user_factors: np.ndarray, item_factors: np.ndarray, train: sp.csr_matrix, test: sp.csr_matrix,
+             k: int) -> dict[str, float]:
+    recommended, metrics = evaluate_ranking(user_factors, item_factors, train, test, k)
+    metrics["coverage"] = catalog_coverage(recommended, train.shape[1])
+    return metrics
+
+
+def _popularity_metrics(train: sp.csr_matrix, test: sp.csr_matrix, k: int) -> dict[str, float]:
+    evaluated = np.flatnonzero(np.diff(test.indptr) > 0)
+    popularity = np.bincount(train.indices, minlength=train.shape[1]).astype(np.float64)
+    recommended = popularity_top_k(popularity, train[evaluated], k)
+    metrics = ranking_metrics(recommended, test[evaluated], k)
+    metrics["coverage"] = catalog_coverage(recommended, train.shape[1])
     return metrics
 
 
@@ -168,20 +177,16 @@ def retrain(
 
     with _timed(result, "evaluate", progress):
         tick = progress.phase("evaluate", 3)
-        user_factors, item_factors = fit_als(train_matrix, result.chosen)
-        n_items = train_matrix.shape[1]
-        candidate = _metrics(top_k(user_factors, item_factors, train_matrix, k), test_matrix, n_items, k)
+        candidate = _metrics(*fit_als(train_matrix, result.chosen), train_matrix, test_matrix, k)
         tick(1)
-        popularity = np.bincount(train_matrix.indices, minlength=n_items).astype(np.float64)
-        baseline = _metrics(popularity_top_k(popularity, train_matrix, k), test_matrix, n_items, k)
+        baseline = _popularity_metrics(train_matrix, test_matrix, k)
         tick(1)
         # The live model itself was trained on data that includes today's held-out
         # interactions, so scoring it as-is would flatter it. Its configuration is
         # refitted on the same training part instead: a like-for-like comparison.
         live_metrics = None
         if live_params is not None:
-            live_user, live_item = fit_als(train_matrix, live_params)
-            live_metrics = _metrics(top_k(live_user, live_item, train_matrix, k), test_matrix, n_items, k)
+            live_metrics = _metrics(*fit_als(train_matrix, live_params), train_matrix, test_matrix, k)
         tick(1)
         result.metrics = {
             "split": options.split, "test_fraction": options.test_fraction, "seed": options.seed, "k": k,

@@ -11,7 +11,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from chalicelib.training.als import AlsParameters, fit_als
-from chalicelib.training.metrics import ranking_metrics, top_k
+from chalicelib.training.metrics import evaluate_ranking
 
 
 @dataclass(frozen=True)
@@ -63,8 +63,7 @@ class SearchResult:
 def evaluate_params(params: AlsParameters, train: sp.csr_matrix, validation: sp.csr_matrix, k: int) -> dict[str, float]:
     """Fit on *train*, rank for every user, score against *validation*."""
     user_factors, item_factors = fit_als(train, params)
-    recommended = top_k(user_factors, item_factors, train, k)
-    return ranking_metrics(recommended, validation, k)
+    return evaluate_ranking(user_factors, item_factors, train, validation, k)[1]
 
 
 def random_search(
