@@ -74,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--test-fraction", type=float, default=defaults.test_fraction)
     parser.add_argument("--budget", type=int, default=defaults.budget, help="configurations tried by the search")
     parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--max-eval-users", type=int, default=defaults.max_eval_users,
+                        help="evaluate at most this many users, a seeded sample (default 20000)")
     parser.add_argument("--margin", type=float, default=defaults.margin,
                         help="nDCG@10 the candidate must gain over the live model (default 0)")
     parser.add_argument("--half-life-days", type=float, help="time decay of event weights (default: none)")
@@ -86,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
 
     options = replace(
         defaults, split=args.split, test_fraction=args.test_fraction, budget=args.budget, seed=args.seed,
+        max_eval_users=args.max_eval_users,
         margin=args.margin, half_life_days=args.half_life_days, keep_versions=args.keep, force=args.force,
         dry_run=args.dry_run,
     )

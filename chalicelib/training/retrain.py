@@ -19,7 +19,13 @@ from chalicelib.errors import ArtifactError
 from chalicelib.training.als import AlsParameters, als_artifact, fit_als
 from chalicelib.training.event_source import EventLogSnapshot, training_cutoff
 from chalicelib.training.interactions import interaction_table
-from chalicelib.training.metrics import catalog_coverage, evaluate_ranking, popularity_top_k, ranking_metrics
+from chalicelib.training.metrics import (
+    catalog_coverage,
+    evaluate_ranking,
+    limit_users,
+    popularity_top_k,
+    ranking_metrics,
+)
 from chalicelib.training.search import SearchResult, SearchSpace, random_search
 from chalicelib.training.splits import TIME, split
 
@@ -42,6 +48,7 @@ class RetrainOptions:
     seed: int = 42
     k: int = 10
     budget: int = 12
+    max_eval_users: int | None = 20_000
     margin: float = 0.0
     half_life_days: float | None = None
     keep_versions: int = 10
@@ -109,7 +116,8 @@ def _metrics(user_factors: np.ndarray, item_factors: np.ndarray, train: sp.csr_m
     return metrics
 
 
-def _popularity_metrics(train: sp.csr_matrix, test: sp.csr_matrix, k: int) -> dict[str, float]:
+def popularity_metrics(train: sp.csr_matrix, test: sp.csr_matrix, k: int) -> dict[str, float]:
+    """The popularity baseline (most interacted items in *train*) scored on *test*."""
     evaluated = np.flatnonzero(np.diff(test.indptr) > 0)
     popularity = np.bincount(train.indices, minlength=train.shape[1]).astype(np.float64)
     recommended = popularity_top_k(popularity, train[evaluated], k)
@@ -150,7 +158,9 @@ def retrain(
             raise ValueError("the event log holds no usable interaction")
         train, test = split(table, options.split, options.test_fraction, options.seed)
         inner_train, validation = split(train, options.split, options.test_fraction, options.seed + 1)
-        train_matrix, test_matrix = train.to_matrix().matrix, test.to_matrix().matrix
+        train_matrix = train.to_matrix().matrix
+        test_matrix = limit_users(test.to_matrix().matrix, options.max_eval_users, options.seed)
+        validation_matrix = limit_users(validation.to_matrix().matrix, options.max_eval_users, options.seed)
         result.counts = {
             "events": len(snapshot.events), "erased_users": len(snapshot.erased), "interactions": len(table),
             "users": int(table.user_ids.shape[0]), "items": int(table.item_ids.shape[0]),
@@ -170,7 +180,7 @@ def retrain(
         tick = progress.phase("search", options.budget)
         # The first trial is the live configuration, so the search never picks worse on validation.
         result.search = random_search(
-            inner_train.to_matrix().matrix, validation.to_matrix().matrix, options.budget, options.seed, k,
+            inner_train.to_matrix().matrix, validation_matrix, options.budget, options.seed, k,
             options.space, options.start or live_params, on_trial=lambda trial: tick(1),
         )
         result.chosen = result.search.best.params
@@ -179,7 +189,7 @@ def retrain(
         tick = progress.phase("evaluate", 3)
         candidate = _metrics(*fit_als(train_matrix, result.chosen), train_matrix, test_matrix, k)
         tick(1)
-        baseline = _popularity_metrics(train_matrix, test_matrix, k)
+        baseline = popularity_metrics(train_matrix, test_matrix, k)
         tick(1)
         # The live model itself was trained on data that includes today's held-out
         # interactions, so scoring it as-is would flatter it. Its configuration is

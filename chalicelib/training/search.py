@@ -91,3 +91,8 @@ def random_search(
         result.trials.append(trial)
         on_trial(trial)
     return result
+
+
+#: The search the quality benchmark runs (MovieLens-100k, every rating one interaction).
+QUALITY_SPACE = SearchSpace()
+QUALITY_START: AlsParameters | None = None

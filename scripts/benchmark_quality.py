@@ -1,0 +1,96 @@
+"""Offline quality on MovieLens-100k, following ../shared/PROTOCOL.md, with the retrain's own code.
+
+Every rating is one implicit interaction (weight 1). Split: per user a random
+75 % to train and 25 % to test (seed 42). Hyperparameters are chosen by a
+seeded random search on a validation split carved from the training part only
+(the same 75/25 split applied again); the winner is refitted on the whole
+training part and evaluated once on test, top-10, excluding training items.
+
+  python scripts/benchmark_quality.py            # a table
+  python scripts/benchmark_quality.py --json     # ... and, last line, one JSON object
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from chalicelib.training.als import fit_als
+from chalicelib.training.event_source import EventArrays, EventLogSnapshot
+from chalicelib.training.interactions import interaction_table
+from chalicelib.training.metrics import catalog_coverage, evaluate_ranking
+from chalicelib.training.movielens import read_movielens_100k
+from chalicelib.training.pipeline import SAMPLE_RATINGS
+from chalicelib.training.retrain import popularity_metrics
+from chalicelib.training.search import QUALITY_SPACE, QUALITY_START, random_search
+from chalicelib.training.splits import stratified_split
+
+PUBLISHED = [  # MAP, nDCG@10, P@10, R@10 (Microsoft Recommenders, MovieLens-100k)
+    ("BiVAE", 0.1461, 0.4751, 0.4118, 0.2191),
+    ("BPR (cornac)", 0.1325, 0.4420, 0.3882, 0.2125),
+    ("LightGCN", 0.0885, 0.4198, 0.3796, 0.1443),
+    ("NCF", 0.1077, 0.3961, 0.3473, 0.1808),
+    ("SAR", 0.1106, 0.3825, 0.3308, 0.1764),
+]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ratings", type=Path, default=SAMPLE_RATINGS, help="u.data (default: the bundled copy)")
+    parser.add_argument("--budget", type=int, default=24, help="search trials on validation (default 24)")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--json", action="store_true", help="end with one JSON line of the figures")
+    args = parser.parse_args(argv)
+    k = 10
+    started = time.perf_counter()
+
+    ratings = read_movielens_100k(args.ratings)
+    events = EventArrays.from_strings(ratings.user_ids, ratings.item_ids, ["rating"] * len(ratings.user_ids),
+                                      ratings.timestamps.astype("datetime64[s]"))
+    table = interaction_table(EventLogSnapshot(events=events, erased={}), {"rating": 1.0})
+    train, test = stratified_split(table, 0.25, args.seed)
+    inner_train, validation = stratified_split(train, 0.25, args.seed)
+    train_matrix, test_matrix = train.to_matrix().matrix, test.to_matrix().matrix
+
+    search = random_search(
+        inner_train.to_matrix().matrix, validation.to_matrix().matrix, args.budget, args.seed, k,
+        QUALITY_SPACE, QUALITY_START,
+        on_trial=lambda trial: print(f"  trial {trial.params}: validation nDCG@10 {trial.metrics['ndcg@10']:.4f}",
+                                     file=sys.stderr, flush=True),
+    )
+    chosen = search.best.params
+    recommended, metrics = evaluate_ranking(*fit_als(train_matrix, chosen), train_matrix, test_matrix, k)
+    metrics["coverage"] = catalog_coverage(recommended, train_matrix.shape[1])
+    popularity = popularity_metrics(train_matrix, test_matrix, k)
+    elapsed = time.perf_counter() - started
+
+    print(f"MovieLens-100k, stratified 75/25 split (seed {args.seed}), top-{k}, every rating an interaction; "
+          f"{search.target} chosen on validation over {len(search.trials)} trials; {elapsed:.0f} s")
+    print(f"chosen: {asdict(chosen)} (validation nDCG@10 {search.best.metrics['ndcg@10']:.4f})")
+    print()
+    print(f"| {'algorithm':24s} | MAP    | nDCG@10 | P@10   | R@10   |")
+    print(f"|{'-' * 26}|--------|---------|--------|--------|")
+    print(f"| {'ours: ALS (implicit)':24s} | {metrics['map@10']:.4f} | {metrics['ndcg@10']:.4f}  | "
+          f"{metrics['precision@10']:.4f} | {metrics['recall@10']:.4f} |")
+    for name, map_, ndcg, precision, recall in PUBLISHED:
+        print(f"| {name:24s} | {map_:.4f} | {ndcg:.4f}  | {precision:.4f} | {recall:.4f} |")
+    print(f"| {'popularity (ours)':24s} | {popularity['map@10']:.4f} | {popularity['ndcg@10']:.4f}  | "
+          f"{popularity['precision@10']:.4f} | {popularity['recall@10']:.4f} |")
+    if args.json:
+        print(json.dumps({
+            "ndcg@10": round(metrics["ndcg@10"], 4), "map@10": round(metrics["map@10"], 4),
+            "precision@10": round(metrics["precision@10"], 4), "recall@10": round(metrics["recall@10"], 4),
+            "coverage": round(metrics["coverage"], 4),
+            "popularity_ndcg@10": round(popularity["ndcg@10"], 4), "popularity_map@10": round(popularity["map@10"], 4),
+            "hyperparameters": asdict(chosen), "validation_ndcg@10": round(search.best.metrics["ndcg@10"], 4),
+            "trials": len(search.trials), "seconds": round(elapsed, 1),
+        }))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
