@@ -10,7 +10,6 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 from implicit.cpu.als import AlternatingLeastSquares
-from implicit.nearest_neighbours import bm25_weight
 from threadpoolctl import threadpool_limits
 
 from chalicelib.artifact import ModelArtifact, make_artifact
@@ -23,35 +22,15 @@ logger = logging.getLogger(__name__)
 class AlsParameters:
     """Hyperparameters of implicit ALS; ``alpha`` scales interaction values into confidences.
 
-    ``weighting`` transforms the matrix before fitting: ``none``, or ``bm25``
-    (implicit's BM25 weighting of each interaction by item rarity and user
-    activity).
+    The defaults are the configuration chosen on MovieLens-100k validation data
+    (strong regularisation, about 8 x alpha, is what makes implicit ALS rank well).
     """
 
-    factors: int = 32
-    regularization: float = 0.05
-    alpha: float = 2.0
-    iterations: int = 20
+    factors: int = 64
+    regularization: float = 48.0
+    alpha: float = 6.0
+    iterations: int = 15
     random_state: int = 42
-    weighting: str = "none"
-
-
-BM25_K1 = 100.0
-BM25_B = 0.8
-
-
-def weighted(matrix: sp.csr_matrix, weighting: str) -> sp.csr_matrix:
-    """The matrix ALS is fitted on, after the weighting transform."""
-    if weighting == "none":
-        return matrix
-    if weighting == "bm25":
-        # Negative feedback keeps its sign; BM25 scales magnitudes.
-        positive = matrix.copy()
-        positive.data = np.abs(positive.data)
-        scaled = bm25_weight(positive, K1=BM25_K1, B=BM25_B).tocsr()
-        scaled.data *= np.sign(matrix.data)
-        return scaled.astype(np.float32)
-    raise ValueError(f"unknown weighting {weighting!r}; expected 'none' or 'bm25'")
 
 
 def fit_als(matrix: sp.csr_matrix, params: AlsParameters) -> tuple[np.ndarray, np.ndarray]:
@@ -61,7 +40,6 @@ def fit_als(matrix: sp.csr_matrix, params: AlsParameters) -> tuple[np.ndarray, n
     -------
     (user_factors, item_factors) as float32 arrays.
     """
-    fitted_on = weighted(matrix, params.weighting)
     # implicit runs its own threads; a multithreaded BLAS underneath only competes with them.
     with threadpool_limits(limits=1, user_api="blas"):
         model = AlternatingLeastSquares(
@@ -71,7 +49,7 @@ def fit_als(matrix: sp.csr_matrix, params: AlsParameters) -> tuple[np.ndarray, n
             iterations=params.iterations,
             random_state=params.random_state,
         )
-        model.fit(fitted_on.astype(np.float32), show_progress=False)
+        model.fit(matrix.astype(np.float32), show_progress=False)
     return np.asarray(model.user_factors, dtype=np.float32), np.asarray(model.item_factors, dtype=np.float32)
 
 

@@ -52,14 +52,14 @@ def markdown(result: RetrainResult) -> str:
         "",
         f"Chosen: `{asdict(result.chosen) if result.chosen else None}`",
         "",
-        "| # | factors | regularization | alpha | iterations | weighting | validation nDCG | seconds |",
-        "|---|---|---|---|---|---|---|---|",
+        "| # | factors | regularization | alpha | iterations | validation nDCG | seconds |",
+        "|---|---|---|---|---|---|---|",
     ]
     if result.search:
         for number, trial in enumerate(result.search.trials, start=1):
             p = trial.params
             lines.append(f"| {number} | {p.factors} | {p.regularization} | {p.alpha} | {p.iterations} | "
-                         f"{p.weighting} | {trial.metrics[result.search.target]:.4f} | {trial.seconds:.1f} |")
+                         f"{trial.metrics[result.search.target]:.4f} | {trial.seconds:.1f} |")
     lines += ["", "## Wall time per phase", "", "| phase | seconds |", "|---|---|"]
     lines += [f"| {phase} | {result.timings[phase]:.1f} |" for phase in PHASES if phase in result.timings]
     return "\n".join(lines) + "\n"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field, replace
 from typing import Callable
@@ -16,27 +15,27 @@ from chalicelib.training.metrics import evaluate_ranking
 
 @dataclass(frozen=True)
 class SearchSpace:
-    """Where the random search looks; ranges are sampled log-uniformly."""
+    """The grid the random search samples from, without replacement.
 
-    factors: tuple[int, ...] = (16, 32, 64, 128)
-    regularization: tuple[float, float] = (0.01, 10.0)
-    alpha: tuple[float, float] = (0.5, 20.0)
-    iterations: tuple[int, ...] = (10, 15, 20, 30)
-    weighting: tuple[str, ...] = ("none", "bm25")
+    Regularisation is searched as a multiple of alpha: with implicit's
+    confidence ``alpha * value``, the good region is a ridge where
+    ``regularization / alpha`` stays roughly constant (measured on
+    MovieLens-100k, see README), so sampling the ratio wastes fewer trials.
+    """
 
-    def sample(self, rng: np.random.Generator, seed: int) -> AlsParameters:
-        """One random configuration."""
-        def log_uniform(low: float, high: float) -> float:
-            return float(math.exp(rng.uniform(math.log(low), math.log(high))))
+    factors: tuple[int, ...] = (32, 64, 128)
+    alpha: tuple[float, ...] = (2.0, 4.0, 6.0, 8.0, 12.0, 16.0)
+    regularization_per_alpha: tuple[float, ...] = (4.0, 6.0, 8.0, 10.0, 14.0)
+    iterations: tuple[int, ...] = (15, 30)
 
-        return AlsParameters(
-            factors=int(rng.choice(self.factors)),
-            regularization=round(log_uniform(*self.regularization), 4),
-            alpha=round(log_uniform(*self.alpha), 3),
-            iterations=int(rng.choice(self.iterations)),
-            random_state=seed,
-            weighting=str(rng.choice(self.weighting)),
-        )
+    def grid(self, seed: int) -> list[AlsParameters]:
+        """Every configuration, in a seeded random order."""
+        points = [
+            AlsParameters(factors=f, regularization=round(a * r, 4), alpha=a, iterations=i, random_state=seed)
+            for f in self.factors for a in self.alpha for r in self.regularization_per_alpha for i in self.iterations
+        ]
+        order = np.random.default_rng(seed).permutation(len(points))
+        return [points[i] for i in order]
 
 
 @dataclass(frozen=True)
@@ -67,8 +66,8 @@ def evaluate_params(params: AlsParameters, train: sp.csr_matrix, validation: sp.
 
 
 def random_search(
-    train: sp.csr_matrix,
-    validation: sp.csr_matrix,
+    train: sp.csr_matrix | list[sp.csr_matrix],
+    validation: sp.csr_matrix | list[sp.csr_matrix],
     budget: int,
     seed: int,
     k: int = 10,
@@ -76,23 +75,27 @@ def random_search(
     start: AlsParameters | None = None,
     on_trial: Callable[[Trial], None] = lambda trial: None,
 ) -> SearchResult:
-    """Try *budget* configurations (the first one *start*, when given) and keep every score.
+    """Try *budget* configurations of *space* (the first one *start*, when given) and keep every score.
 
-    The same *seed* gives the same configurations and the same fits.
+    *train* and *validation* may be lists of matching folds; a configuration's
+    score is then its mean over the folds.
+
+    The same *seed* gives the same configurations, in the same order, and the same fits.
     """
     space = space or SearchSpace()
-    rng = np.random.default_rng(seed)
+    candidates = space.grid(seed)
+    if start is not None:
+        start = replace(start, random_state=seed)
+        candidates = [start] + [params for params in candidates if params != start]
     result = SearchResult(target=f"ndcg@{k}")
-    for index in range(budget):
-        params = replace(start, random_state=seed) if (index == 0 and start is not None) else space.sample(rng, seed)
+    folds = list(zip(train, validation)) if isinstance(train, list) else [(train, validation)]
+    for params in candidates[:budget]:
         started = time.perf_counter()
-        metrics = evaluate_params(params, train, validation, k)
+        # Several validation folds average out the luck of one split when configurations are close.
+        per_fold = [evaluate_params(params, fold_train, fold_validation, k) for fold_train, fold_validation in folds]
+        metrics = {name: float(np.mean([fold[name] for fold in per_fold])) for name in per_fold[0]}
         trial = Trial(params=params, metrics=metrics, seconds=time.perf_counter() - started)
         result.trials.append(trial)
         on_trial(trial)
     return result
 
-
-#: The search the quality benchmark runs (MovieLens-100k, every rating one interaction).
-QUALITY_SPACE = SearchSpace()
-QUALITY_START: AlsParameters | None = None
