@@ -72,10 +72,15 @@ def top_k(user_vectors: np.ndarray, item_factors: np.ndarray, exclude: sp.csr_ma
     return result
 
 
-def popularity_top_k(popularity: np.ndarray, exclude: sp.csr_matrix, k: int) -> np.ndarray:
+def popularity_top_k(popularity: np.ndarray, exclude: sp.csr_matrix, k: int, batch: int = 2048) -> np.ndarray:
     """The k most popular items per user, excluding each user's *exclude* row."""
-    scores = np.broadcast_to(popularity.astype(np.float64), (exclude.shape[0], popularity.shape[0]))
-    return _best(scores, exclude, min(k, popularity.shape[0]))
+    n_users, k = exclude.shape[0], min(k, popularity.shape[0])
+    result = np.full((n_users, k), -1, dtype=np.int64)
+    for start in range(0, n_users, batch):
+        stop = min(start + batch, n_users)
+        scores = np.broadcast_to(popularity, (stop - start, popularity.shape[0]))
+        result[start:stop] = _best(scores, exclude[start:stop], k)
+    return result
 
 
 def limit_users(test: sp.csr_matrix, max_users: int | None, seed: int) -> sp.csr_matrix:
