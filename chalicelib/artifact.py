@@ -212,9 +212,12 @@ def _expect_length(arrays: dict[str, np.ndarray], name: str, length: int, what: 
 
 
 def new_version_id(now: datetime | None = None) -> str:
-    """A sortable, unique version id such as ``20261129T193000Z-3f9a1c``."""
+    """A sortable, unique version id such as ``20261129T193000.123456Z-3f9a1c``.
+
+    Microseconds keep two versions published in the same second in order.
+    """
     now = now or datetime.now(timezone.utc)
-    return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"
+    return f"{now.strftime('%Y%m%dT%H%M%S.%fZ')}-{secrets.token_hex(3)}"
 
 
 def check_version_id(version: str) -> str:

@@ -128,9 +128,20 @@ def interaction_table(
     unique_pairs, sums, last = unique_pairs[nonzero], sums[nonzero], last[nonzero]
     pair_users, pair_items = unique_pairs // n_items, unique_pairs % n_items
 
-    used_users, user_codes = np.unique(pair_users, return_inverse=True)
-    used_items, item_codes = np.unique(pair_items, return_inverse=True)
+    # Rows and columns in the sorted order of the ids, whatever order the log was read in,
+    # so the same events always give the same matrix (and the same fit for a seed).
+    user_ids, user_codes = _sorted_codes(events.user_ids, pair_users)
+    item_ids, item_codes = _sorted_codes(events.item_ids, pair_items)
     return InteractionTable(
-        users=user_codes.astype(np.int32), items=item_codes.astype(np.int32), values=sums.astype(np.float32),
-        last_times=last, user_ids=events.user_ids[used_users], item_ids=events.item_ids[used_items],
+        users=user_codes, items=item_codes, values=sums.astype(np.float32), last_times=last,
+        user_ids=user_ids, item_ids=item_ids,
     )
+
+
+def _sorted_codes(ids: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct ids used by *codes*, sorted, and *codes* renumbered into them."""
+    used, inverse = np.unique(codes, return_inverse=True)
+    order = np.argsort(ids[used], kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.shape[0])
+    return ids[used][order], rank[inverse].astype(np.int32)

@@ -33,6 +33,10 @@ def ranking_metrics(recommended: np.ndarray, test: sp.csr_matrix, k: int) -> dic
     * MAP (Microsoft Recommenders): sum over hit positions of hits-so-far / position, over |test|
     """
     recommended = recommended[:, :k]
+    if recommended.shape[1] < k:
+        # A catalogue smaller than k: the missing places are empty, like -1 padding.
+        padding = np.full((recommended.shape[0], k - recommended.shape[1]), -1, dtype=recommended.dtype)
+        recommended = np.hstack([recommended, padding])
     n_test = np.diff(test.indptr)
     evaluated = n_test > 0
     hits = hit_matrix(recommended[evaluated], test[evaluated])
@@ -112,11 +116,20 @@ def evaluate_ranking(user_factors: np.ndarray, item_factors: np.ndarray, train: 
 
 
 def _best(scores: np.ndarray, exclude: sp.csr_matrix, k: int) -> np.ndarray:
-    # float32 halves the memory of a batch of scores; ties still break by index.
+    # float32 halves the memory of a batch of scores.
     scores = np.array(scores, dtype=np.float32)
     rows = np.repeat(np.arange(exclude.shape[0]), np.diff(exclude.indptr))
     scores[rows, exclude.indices] = -np.inf
     part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    part_scores = np.take_along_axis(scores, part, axis=1)
+    # argpartition keeps an arbitrary subset of the items tied at the cut; take the
+    # lowest indices among them instead, as serving does.
+    kth = part_scores.min(axis=1)
+    straddling = np.flatnonzero((scores == kth[:, None]).sum(axis=1) > (part_scores == kth[:, None]).sum(axis=1))
+    for row in straddling:
+        above = np.flatnonzero(scores[row] > kth[row])
+        tied = np.flatnonzero(scores[row] == kth[row])[: k - above.shape[0]]
+        part[row] = np.concatenate([above, tied])
     part_scores = np.take_along_axis(scores, part, axis=1)
     order = np.lexsort((part, -part_scores), axis=1)
     best = np.take_along_axis(part, order, axis=1)
