@@ -119,12 +119,13 @@ def main(argv: list[str] | None = None) -> int:
 
     target, metrics = result.target, result.metrics
     live = metrics.get("live")
-    print(f"{target}: candidate {metrics['candidate'][target]:.4f}, "
-          f"live {live[target]:.4f}" if live else f"{target}: candidate {metrics['candidate'][target]:.4f}, live -",
-          f", popularity {metrics['popularity'][target]:.4f}  ({metrics['split']} split)")
+    live_text = f"{live[target]:.4f}" if live else "-"
+    print(f"{target}: candidate {metrics['candidate'][target]:.4f}, live {live_text}, "
+          f"popularity {metrics['popularity'][target]:.4f}  ({metrics['split']} split)")
     print(f"chosen: {result.chosen}")
     print(f"{'PUBLISHED ' + result.version if result.published else 'NOT PUBLISHED'}: {result.reason}")
-    print(f"report: {text_path} and {chart_path.name} ({time.perf_counter() - started:.0f} s in all)")
+    shown = text_path.relative_to(PROJECT_DIR) if text_path.is_relative_to(PROJECT_DIR) else text_path
+    print(f"report: {shown} and {chart_path.name} ({time.perf_counter() - started:.0f} s in all)")
     gate_ok = result.metrics["gate"]["passed"] or args.force
     return 0 if gate_ok else 1
 
