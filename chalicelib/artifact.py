@@ -308,7 +308,7 @@ def deserialize(payload: bytes, manifest: dict[str, Any]) -> ModelArtifact:
 
 
 def _read_npz(payload: bytes) -> dict[str, np.ndarray]:
-    # np.load guesses the format from the bytes and falls back to pickle
+    # np.load guesses the format from the bytes and falls back to unpickling
     # (refused here): insist on a zip archive first so the error names the real problem.
     if not payload.startswith(b"PK\x03\x04"):
         raise ArtifactError(f"{MODEL_FILE} is not a readable npz file (not a zip archive)")
@@ -316,8 +316,8 @@ def _read_npz(payload: bytes) -> dict[str, np.ndarray]:
         with np.load(io.BytesIO(payload), allow_pickle=False) as npz:
             return {name: npz[name] for name in npz.files}
     except ValueError as exc:
-        # numpy refuses object arrays without pickle: say so plainly.
-        raise ArtifactError(f"{MODEL_FILE} cannot be read without pickle: {exc}") from exc
+        # numpy refuses object arrays unless unpickling is allowed: say so plainly.
+        raise ArtifactError(f"{MODEL_FILE} holds object arrays, which would need unpickling: {exc}") from exc
     except (OSError, EOFError, zipfile.BadZipFile) as exc:
         raise ArtifactError(f"{MODEL_FILE} is not a readable npz file: {exc}") from exc
 

@@ -284,13 +284,16 @@ class EventLog:
                 to_store[key] = self._record(events[position], received_at).serialize()
 
         keys = list(to_store)
-        batches = [{key: to_store[key] for key in keys[start:start + WRITE_BATCH]}
+        batches = [{(user, EVENT_KEY_PREFIX + event_id): to_store[(user, event_id)]
+                    for user, event_id in keys[start:start + WRITE_BATCH]}
                    for start in range(0, len(keys), WRITE_BATCH)]
         # Batches are independent requests: send them side by side (network-bound).
         with ThreadPoolExecutor(max_workers=min(WRITE_THREADS, len(batches) or 1)) as pool:
-            for batch, unstored in zip(batches, pool.map(self._put_batch, batches), strict=True):
-                for key in batch:
-                    (receipt.failed if key in unstored else receipt.stored).append(first_position[key])
+            unstored_per_batch = list(pool.map(lambda batch: self._send_batch(batch, "put"), batches))
+        for batch, unstored in zip(batches, unstored_per_batch, strict=True):
+            for user, record_key in batch:
+                key = (user, record_key[len(EVENT_KEY_PREFIX):])
+                (receipt.failed if (user, record_key) in unstored else receipt.stored).append(first_position[key])
         # A repeat shares the fate of its first copy: a duplicate unless that copy was not stored.
         failed = set(receipt.failed)
         for position, first in repeats.items():
@@ -318,30 +321,34 @@ class EventLog:
                 return None
             raise
 
-    def _put_batch(self, batch: dict[tuple[str, str], dict[str, Any]]) -> set[tuple[str, str]]:
-        """Write up to 25 serialised items; return the keys still unstored when retries run out."""
-        pending = dict(batch)
+    def _send_batch(self, pending: dict[tuple[str, str], dict[str, Any]], kind: str) -> set[tuple[str, str]]:
+        """One BatchWriteItem of up to 25 puts or deletes (*kind* ``put``/``delete``), keyed by
+        (user_id, record_key); retries what comes back unprocessed or throttled and returns the
+        keys still not written when the attempts run out."""
+        pending = dict(pending)
         table_name = self._model.Meta.table_name
+        request_name, payload_name = ("PutRequest", "Item") if kind == "put" else ("DeleteRequest", "Key")
 
         def attempt() -> None:
-            response = self._call(lambda: self._table.batch_write_item(put_items=list(pending.values())))
+            requests = list(pending.values())
+            response = self._call(lambda: self._table.batch_write_item(
+                **({"put_items": requests} if kind == "put" else {"delete_items": requests})
+            ))
             if response is not None:
                 unprocessed = response.get("UnprocessedItems", {}).get(table_name, [])
-                left = {_item_key(request["PutRequest"]["Item"]) for request in unprocessed}
+                left = {_raw_key(request[request_name][payload_name]) for request in unprocessed}
                 for key in list(pending):
                     if key not in left:
                         del pending[key]
             if pending:
-                raise _Unfinished(f"{len(pending)} items unprocessed")
+                raise _Unfinished(f"{len(pending)} {kind} requests unprocessed")
 
         try:
             for retry_state in self._retrying():
                 with retry_state:
                     attempt()
-        except RetryError:
-            logger.error("%d events not stored after %d attempts", len(pending), self._attempts)
-        except PynamoDBException as exc:
-            logger.error("events not stored: %s", exc)
+        except (RetryError, PynamoDBException) as exc:
+            logger.error("%d %s requests not written after retries: %s", len(pending), kind, exc)
         return set(pending)
 
     def _existing_keys(self, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
@@ -424,34 +431,13 @@ class EventLog:
             raise EventLogUnavailable(f"cannot erase user {user_id!r}: {exc}") from exc
         left = 0
         for start in range(0, len(keys), WRITE_BATCH):
-            left += len(self._delete_batch(user_id, keys[start:start + WRITE_BATCH]))
+            batch = {(user_id, key): {"user_id": {"S": user_id}, "record_key": {"S": key}}
+                     for key in keys[start:start + WRITE_BATCH]}
+            left += len(self._send_batch(batch, "delete"))
         if left:
             raise EventLogUnavailable(f"{left} events of user {user_id!r} could not be deleted yet; retry the erasure")
         logger.info("erased %d events", len(keys))
         return ErasureReceipt(user_id=user_id, deleted_events=len(keys), erased_at=erased_at)
-
-    def _delete_batch(self, user_id: str, record_keys: list[str]) -> set[tuple[str, str]]:
-        pending = {(user_id, key): {"user_id": {"S": user_id}, "record_key": {"S": key}} for key in record_keys}
-        table_name = self._model.Meta.table_name
-
-        def attempt() -> None:
-            response = self._call(lambda: self._table.batch_write_item(delete_items=list(pending.values())))
-            if response is not None:
-                unprocessed = response.get("UnprocessedItems", {}).get(table_name, [])
-                left = {_raw_key(request["DeleteRequest"]["Key"]) for request in unprocessed}
-                for key in list(pending):
-                    if key not in left:
-                        del pending[key]
-            if pending:
-                raise _Unfinished(f"{len(pending)} deletions unprocessed")
-
-        try:
-            for retry_state in self._retrying():
-                with retry_state:
-                    attempt()
-        except (RetryError, PynamoDBException) as exc:
-            logger.error("deletions unfinished: %s", exc)
-        return set(pending)
 
 
 def event_log_for(settings: Settings) -> EventLog:

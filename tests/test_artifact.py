@@ -84,7 +84,7 @@ def test_wrong_sha256_in_manifest_is_refused(good):
 
 NOT_NPZ_PAYLOADS = [
     pytest.param(lambda good: b"", id="empty"),
-    # Regressions: non-zip bytes were blamed on pickle; a truncated zip and a
+    # Regressions: non-zip bytes were blamed on unpickling; a truncated zip and a
     # single .npy escaped as BadZipFile / TypeError instead of ArtifactError.
     pytest.param(lambda good: b"this is not a zip archive", id="text"),
     pytest.param(lambda good: good[0][: len(good[0]) // 2], id="truncated-zip"),
