@@ -6,7 +6,14 @@ import json
 
 import pytest
 
-from chalicelib.config import CHALICE_CONFIG, Settings, load_settings, settings_for_stage, stage_environment
+from chalicelib.config import (
+    CHALICE_CONFIG,
+    PROJECT_DIR,
+    Settings,
+    load_settings,
+    settings_for_stage,
+    stage_environment,
+)
 from chalicelib.errors import ConfigError
 
 MINIMAL_ENV = {"MODEL_BUCKET": "models-bucket", "EVENTS_TABLE": "events-table"}
@@ -165,3 +172,22 @@ def test_settings_for_stage_lets_the_shell_and_overrides_win(monkeypatch):
     assert settings.model_bucket == "from-the-shell"
     assert settings.events_table == stage_environment("dev")["EVENTS_TABLE"]
     assert settings.log_level == "DEBUG"
+
+
+def test_every_deployed_stage_has_a_policy_for_its_own_bucket_and_table():
+    """chalice cannot infer permissions used inside chalicelib, so each stage ships its IAM policy."""
+    config = json.loads((PROJECT_DIR / ".chalice" / "config.json").read_text())
+    for stage in ("dev", "prod"):
+        stage_config = config["stages"][stage]
+        assert stage_config["autogen_policy"] is False
+        policy = json.loads((PROJECT_DIR / ".chalice" / stage_config["iam_policy_file"]).read_text())
+        env = stage_environment(stage)
+        granted = {(action, resource) for statement in policy["Statement"]
+                   for action in statement["Action"]
+                   for resource in ([statement["Resource"]] if isinstance(statement["Resource"], str)
+                                    else statement["Resource"])}
+        table = f"arn:aws:dynamodb:*:*:table/{env['EVENTS_TABLE']}"
+        for action in ("dynamodb:BatchWriteItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:Query"):
+            assert (action, table) in granted, (stage, action)
+        assert ("dynamodb:Query", f"{table}/index/*") in granted  # the real-time Query uses the time index
+        assert ("s3:GetObject", f"arn:aws:s3:::{env['MODEL_BUCKET']}/*") in granted
