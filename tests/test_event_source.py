@@ -100,3 +100,22 @@ def test_read_event_log_separates_events_from_erasure_markers(dynamodb_settings)
     # Everything logged before the scan began is in the snapshot: that is the cutoff.
     assert before <= training_cutoff(snap) <= datetime.now(timezone.utc)
     assert cells(snap) == {("gone", "i2"): 2.0, ("u1", "i1"): 4.0, ("u1", "i3"): 1.0}
+
+
+def test_a_parallel_scan_reads_every_event_once(dynamodb_settings):
+    s = dynamodb_settings
+    model = event_model(s.events_table, s.region, s.dynamodb_endpoint_url)
+    log = EventLog(model, attempts=3, retry_base_seconds=0.001, sleep=lambda seconds: None)
+    written = [Event(user_id=f"u{n % 17}", item_id=f"i{n % 23}", event_type="view", event_id=f"e{n}",
+                     timestamp=T0 + timedelta(seconds=n)) for n in range(300)]
+    log.write(written)
+
+    single = read_event_log(model, segments=1).events
+    parallel = read_event_log(model, segments=3).events
+
+    def decoded(events):
+        return sorted(zip(events.user_ids[events.users].tolist(), events.item_ids[events.items].tolist(),
+                          events.times.tolist()))
+
+    assert len(parallel) == 300
+    assert decoded(parallel) == decoded(single)
