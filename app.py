@@ -20,6 +20,8 @@ from chalicelib.realtime import UserRecommender
 from chalicelib.validation import EventRules, check_id, parse_count_query, parse_event_batch, parse_session_request
 
 app = Chalice(app_name="recommender-api")
+# Websites call the API from browsers on their own origin.
+app.api.cors = True
 
 
 @functools.cache

@@ -255,3 +255,10 @@ def test_importing_the_app_does_not_import_training_libraries():
     result = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
 
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_browsers_on_other_origins_may_call_the_api(api_client, tiny_version):
+    response = api_client.http.get("/popular?n=1", headers={"Origin": "https://shop.example"})
+
+    assert response.status_code == 200
+    assert response.headers.get("Access-Control-Allow-Origin") == "*"
