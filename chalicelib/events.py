@@ -302,14 +302,20 @@ class EventLog:
             positions.sort()
         return receipt
 
-    def _retrying(self) -> Retrying:
-        return Retrying(
+    def _retry(self, attempt: Callable[[], None]) -> None:
+        """Run *attempt* until it stops raising _Unfinished, with exponential backoff and full jitter.
+
+        Raises RetryError when the attempts run out; other errors pass through at once.
+        """
+        for retry_state in Retrying(
             stop=stop_after_attempt(self._attempts),
             wait=wait_random_exponential(multiplier=self._retry_base, max=max(self._retry_base * 64, 1.0)),
             retry=retry_if_exception_type(_Unfinished),
             sleep=self._sleep,
             reraise=False,
-        )
+        ):
+            with retry_state:
+                attempt()
 
     def _call(self, operation: Callable[[], dict]) -> dict | None:
         """Run one batch call; None when DynamoDB throttled it (retry the whole call)."""
@@ -344,9 +350,7 @@ class EventLog:
                 raise _Unfinished(f"{len(pending)} {kind} requests unprocessed")
 
         try:
-            for retry_state in self._retrying():
-                with retry_state:
-                    attempt()
+            self._retry(attempt)
         except (RetryError, PynamoDBException) as exc:
             logger.error("%d %s requests not written after retries: %s", len(pending), kind, exc)
         return set(pending)
@@ -375,9 +379,7 @@ class EventLog:
                     raise _Unfinished(f"{len(pending)} keys unprocessed")
 
             try:
-                for retry_state in self._retrying():
-                    with retry_state:
-                        attempt()
+                self._retry(attempt)
             except (RetryError, PynamoDBException) as exc:
                 raise EventLogUnavailable(f"cannot check for duplicate events: {exc}") from exc
         return found
