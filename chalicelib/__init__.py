@@ -1,1 +1,1 @@
-"""Serving library of the recommendation API (numpy only; training lives in chalicelib.training)."""
+"""The recommendation API's library, one folder per subsystem (README's code map says what each owns)."""

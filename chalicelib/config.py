@@ -19,15 +19,7 @@ from chalicelib.errors import ConfigError
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 CHALICE_CONFIG = PROJECT_DIR / ".chalice" / "config.json"
 
-#: Bounds of the HTTP API; part of the contract, not tunable per stage.
-MAX_RESULTS = 100
-DEFAULT_RESULTS = 10
-MAX_ID_LENGTH = 256
-MAX_SESSION_ITEMS = 500
-MAX_EVENTS_PER_REQUEST = 100
-MAX_EVENT_VALUE = 1e9
-#: Where an event may say it came from.
-EVENT_SOURCES = frozenset({"web", "app", "chatbot", "email", "import"})
+APP_NAME = "recommender-api"
 
 #: Event types and their weights when none are configured: stronger signals weigh more;
 #: a dislike is negative feedback. A MovieLens rating counts as one interaction.

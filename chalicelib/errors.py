@@ -78,6 +78,32 @@ class EventsNotStored(RecommenderError):
         self.details = details
 
 
+class TrainingError(RecommenderError):
+    """Training cannot go on with the data or options it was given.
+
+    Never raised while serving, so never an HTTP answer: the CLIs print it
+    and exit with status 2.
+    """
+
+    code = "training_error"
+
+
+class NoInteractions(TrainingError):
+    """The events read hold no interaction to train on."""
+
+
+class ExportUnreadable(TrainingError):
+    """A DynamoDB export in S3 is missing, incomplete, or in a form this code cannot read."""
+
+
+class RatingsUnreadable(TrainingError):
+    """A MovieLens ratings file is malformed."""
+
+
+class InvalidTrainingOptions(TrainingError):
+    """Training options out of their allowed values (an unknown split, for instance)."""
+
+
 _HTTP_STATUS: dict[type[RecommenderError], int] = {
     PayloadTooLarge: 413,
     InvalidRequest: 400,

@@ -23,13 +23,13 @@ from urllib.parse import urlparse
 
 from tqdm import tqdm
 
-from chalicelib.artifact import ModelStore
-from chalicelib.aws import s3_client
-from chalicelib.config import PROJECT_DIR, Settings, settings_for_stage
-from chalicelib.events import event_log_for, event_model
-from chalicelib.importer import import_file
+from chalicelib.config import PROJECT_DIR, settings_for_stage
+from chalicelib.eventlog.formats import count_lines
+from chalicelib.eventlog.importer import import_file
+from chalicelib.resources import Resources
 from chalicelib.training.als import AlsParameters
-from chalicelib.training.pipeline import SAMPLE_RATINGS, train_from_event_log
+from chalicelib.training.sources.movielens import SAMPLE_RATINGS
+from chalicelib.training.train import train_from_event_log
 from local_aws.stack import (
     FAKE_CREDENTIALS,
     HOST,
@@ -37,7 +37,6 @@ from local_aws.stack import (
     MotoServer,
     dynalite_unavailable_reason,
     port_in_use,
-    provision,
     wait_until_listening,
 )
 
@@ -100,21 +99,22 @@ def record_run(processes: list[dict]) -> None:
     RUN_FILE.write_text(json.dumps({"processes": processes}, indent=2))
 
 
-def load_sample_events(settings: Settings, marker: Path | None = IMPORT_MARKER, sample: Path = SAMPLE_RATINGS) -> None:
+def load_sample_events(resources: Resources, marker: Path | None = IMPORT_MARKER, sample: Path = SAMPLE_RATINGS) -> None:
     """Import the bundled MovieLens sample into the event log, once per DynamoDB data folder.
 
     The import is idempotent anyway; the marker (None for an in-memory
     DynamoDB) only saves its half minute on later starts.
     """
+    settings = resources.settings
     fingerprint = f"{settings.events_table}:{hashlib.sha256(sample.read_bytes()).hexdigest()}"
     if marker is not None and marker.exists() and marker.read_text() == fingerprint:
         say("sample events already imported")
         return
     say(f"importing {sample.name} into DynamoDB through the event write path (first run only) ...")
     started = time.perf_counter()
-    with tqdm(total=count_rows(sample), unit="event", leave=False) as bar:
+    with tqdm(total=count_lines(sample), unit="event", leave=False) as bar:
         summary = import_file(
-            sample, "movielens-100k", event_log_for(settings), frozenset(settings.event_weight_map),
+            sample, "movielens-100k", resources.event_log, frozenset(settings.event_weight_map),
             progress=bar.update,
         )
     if summary.rejected or summary.not_stored:
@@ -125,27 +125,20 @@ def load_sample_events(settings: Settings, marker: Path | None = IMPORT_MARKER, 
     say(f"stored {summary.stored} events ({summary.duplicates} already there) in {time.perf_counter() - started:.0f} s")
 
 
-def count_rows(path: Path) -> int:
-    with path.open("rb") as handle:
-        return sum(1 for _ in handle)
-
-
-def ensure_model(settings: Settings, params: AlsParameters | None = None) -> str:
+def ensure_model(resources: Resources, params: AlsParameters | None = None) -> str:
     """Make sure a model is live in the demo bucket, training one from the event log if not.
 
     Returns the live version id.
     """
-    store = ModelStore(s3_client(settings), settings.model_bucket, settings.model_prefix)
-    live = store.live_version()
+    registry = resources.model_registry
+    live = registry.live_version()
     if live is not None:
         say(f"model {live} is already live")
         return live
     say("training ALS on the event log in DynamoDB ...")
     started = time.perf_counter()
-    # A full Scan of an emulator can take far longer per page than the API timeouts allow.
-    model = event_model(settings.events_table, settings.region, settings.dynamodb_endpoint_url, read_timeout=300)
-    artifact = train_from_event_log(model, settings.event_weight_map, params or AlsParameters())
-    version = store.publish(artifact)
+    artifact = train_from_event_log(resources.scan_table, resources.settings.event_weight_map, params or AlsParameters())
+    version = registry.publish(artifact)
     say(f"trained on {artifact.n_interactions} interactions and published model {version} "
         f"in {time.perf_counter() - started:.1f} s")
     return version
@@ -182,9 +175,10 @@ def main() -> int:
             started.append(moto_dynamodb)
             say(f"warning: {reason}; DynamoDB is served by moto on {moto_dynamodb.url}, "
                 "in memory and with queries that slow down as the table grows")
-        provision(settings)
-        load_sample_events(settings, marker)
-        ensure_model(settings)
+        resources = Resources(settings)
+        resources.provision()
+        load_sample_events(resources, marker)
+        ensure_model(resources)
 
         env = {**os.environ, **FAKE_CREDENTIALS}
         env.pop("AWS_PROFILE", None)

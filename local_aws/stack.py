@@ -25,9 +25,7 @@ import boto3
 import requests
 from moto.server import ThreadedMotoServer
 
-from chalicelib.aws import s3_client
-from chalicelib.config import PROJECT_DIR, Settings
-from chalicelib.events import ensure_table, event_model
+from chalicelib.config import PROJECT_DIR
 
 logger = logging.getLogger(__name__)
 
@@ -210,15 +208,3 @@ def answers_like_s3(url: str) -> bool:
         return requests.get(url, timeout=2).status_code == 200
     except requests.RequestException:
         return False
-
-
-def provision(settings: Settings) -> None:
-    """Create the bucket and the tables that *settings* name, if missing."""
-    s3 = s3_client(settings)
-    existing = {bucket["Name"] for bucket in s3.list_buckets().get("Buckets", [])}
-    if settings.model_bucket not in existing:
-        location = {} if settings.region == "us-east-1" else {
-            "CreateBucketConfiguration": {"LocationConstraint": settings.region}
-        }
-        s3.create_bucket(Bucket=settings.model_bucket, **location)
-    ensure_table(event_model(settings.events_table, settings.region, settings.dynamodb_endpoint_url))

@@ -34,12 +34,11 @@ def main(argv: list[str] | None = None) -> int:
     from chalice.test import Client
 
     import app
-    from chalicelib.artifact import ModelStore
-    from chalicelib.aws import s3_client
     from chalicelib.config import environment_of, load_settings
-    from chalicelib.events import event_model
-    from chalicelib.training.pipeline import train_sample_model
-    from local_aws.stack import FAKE_CREDENTIALS, DynaliteServer, MotoServer, dynalite_unavailable_reason, provision
+    from chalicelib.eventlog.item import Event, EventRecord
+    from chalicelib.resources import Resources, reset_app_resources
+    from chalicelib.training.train import train_sample_model
+    from local_aws.stack import FAKE_CREDENTIALS, DynaliteServer, MotoServer, dynalite_unavailable_reason
 
     os.environ.update(FAKE_CREDENTIALS)
     moto = MotoServer().start()
@@ -51,9 +50,9 @@ def main(argv: list[str] | None = None) -> int:
             "MODEL_BUCKET": "bench-models", "EVENTS_TABLE": "bench-events-api", "S3_ENDPOINT_URL": moto.url,
             "DYNAMODB_ENDPOINT_URL": dynamodb.url, "LOG_LEVEL": "WARNING", "MODEL_REFRESH_SECONDS": "600",
         })
-        provision(base)
+        Resources(base).provision()
         artifact = train_sample_model()
-        ModelStore(s3_client(base), base.model_bucket, base.model_prefix).publish(artifact)
+        Resources(base).model_registry.publish(artifact)
         users = artifact.user_ids.tolist()
         items = artifact.item_ids.tolist()
         rng = np.random.default_rng(3)
@@ -74,8 +73,7 @@ def main(argv: list[str] | None = None) -> int:
                 (Path(project_dir) / ".chalice" / "config.json").write_text(json.dumps(
                     {"version": "2.0", "app_name": "bench",
                      "stages": {"bench": {"environment_variables": environment_of(settings)}}}))
-                for getter in (app.settings, app.live_model, app.event_log, app.event_rules, app.user_recommender):
-                    getter.cache_clear()
+                reset_app_resources()
                 return Client(app.app, stage_name="bench", project_dir=project_dir)
 
             with client_for(base) as client:
@@ -86,12 +84,13 @@ def main(argv: list[str] | None = None) -> int:
                     assert response.status_code == 202, response.body
                 api_rate = args.events / (time.perf_counter() - started)
 
-            raw = event_model("bench-events-raw", base.region, base.dynamodb_endpoint_url)
-            provision(replace(base, events_table="bench-events-raw"))
+            raw_resources = Resources(replace(base, events_table="bench-events-raw"))
+            raw_resources.provision()
+            raw: type[EventRecord] = raw_resources.event_table
+            received_at = datetime.now(timezone.utc)
             records = [
-                raw(event["user_id"], f"e#{event['event_id']}", time_key=f"{event['timestamp']}#{event['event_id']}",
-                    event_id=event["event_id"], item_id=event["item_id"], event_type="click",
-                    timestamp=datetime.fromisoformat(event["timestamp"]))
+                raw.of_event(Event(event["user_id"], event["item_id"], "click", event["event_id"],
+                                   datetime.fromisoformat(event["timestamp"])), received_at)
                 for offset in range(0, args.events, 100) for event in batch(offset)
             ]
             started = time.perf_counter()

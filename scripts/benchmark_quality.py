@@ -21,13 +21,12 @@ from dataclasses import asdict
 from pathlib import Path
 
 from chalicelib.training.als import fit_als
-from chalicelib.training.event_source import EventArrays, EventLogSnapshot
+from chalicelib.training.event_arrays import EventArrays, EventLogSnapshot
 from chalicelib.training.interactions import interaction_table
 from chalicelib.training.metrics import catalog_coverage, evaluate_ranking
-from chalicelib.training.movielens import read_movielens_100k
-from chalicelib.training.pipeline import SAMPLE_RATINGS
 from chalicelib.training.retrain import popularity_metrics
 from chalicelib.training.search import SearchSpace, random_search
+from chalicelib.training.sources.movielens import SAMPLE_RATINGS, read_movielens_100k
 from chalicelib.training.splits import stratified_split
 
 #: The grid searched: factors x alpha x regularisation/alpha (see SearchSpace).

@@ -24,7 +24,7 @@ import numpy as np
 
 def synthetic_events(n_events: int, n_users: int, n_items: int, seed: int):
     """Power-law events: a few users and items account for most interactions."""
-    from chalicelib.training.event_source import EventArrays
+    from chalicelib.training.event_arrays import EventArrays
 
     rng = np.random.default_rng(seed)
     # Activity varies by user (lognormal); items follow a long tail inside each user's taste group.
@@ -48,18 +48,15 @@ def synthetic_events(n_events: int, n_users: int, n_items: int, seed: int):
 
 def load_into_table(events, model, threads: int = 4) -> float:
     """Write *events* into the table with pynamodb batch writes; returns seconds."""
+    from chalicelib.eventlog.item import Event
+
     def write(chunk: range) -> None:
         with model.batch_write() as batch:
             for i in chunk:
                 moment = events.times[i].astype(datetime).replace(tzinfo=timezone.utc)
-                event_id = f"b{i}"
-                batch.save(model(
-                    str(events.user_ids[events.users[i]]), f"e#{event_id}",
-                    time_key=f"{moment.strftime('%Y-%m-%dT%H:%M:%S')}.{moment.microsecond // 1000:03d}Z#{event_id}",
-                    event_id=event_id, item_id=str(events.item_ids[events.items[i]]),
-                    event_type=str(events.event_types[events.types[i]]), timestamp=moment,
-                    received_at=moment + timedelta(days=1),
-                ))
+                event = Event(user_id=str(events.user_ids[events.users[i]]), item_id=str(events.item_ids[events.items[i]]),
+                              event_type=str(events.event_types[events.types[i]]), event_id=f"b{i}", timestamp=moment)
+                batch.save(model.of_event(event, received_at=moment + timedelta(days=1)))
 
     started = time.perf_counter()
     step = 5000
@@ -81,15 +78,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--segments", type=int, default=4)
     args = parser.parse_args(argv)
 
-    from chalicelib.artifact import ModelStore
-    from chalicelib.aws import s3_client
     from chalicelib.config import DEFAULT_EVENT_WEIGHTS, load_settings
-    from chalicelib.events import event_model
+    from chalicelib.resources import Resources
     from chalicelib.training.als import AlsParameters
-    from chalicelib.training.event_source import EventLogSnapshot, read_event_log
+    from chalicelib.training.event_arrays import EventLogSnapshot
     from chalicelib.training.retrain import PHASES, Progress, RetrainOptions, retrain
     from chalicelib.training.search import SearchSpace
-    from local_aws.stack import FAKE_CREDENTIALS, DynaliteServer, MotoServer, provision
+    from chalicelib.training.sources.scan import read_event_log
+    from local_aws.stack import FAKE_CREDENTIALS, DynaliteServer, MotoServer
 
     n_events = args.synthetic or args.dynamodb
     n_users = args.users or max(n_events // 50, 100)
@@ -102,14 +98,13 @@ def main(argv: list[str] | None = None) -> int:
             "MODEL_BUCKET": "bench-retrain", "EVENTS_TABLE": "bench-retrain-events", "S3_ENDPOINT_URL": moto.url,
             "DYNAMODB_ENDPOINT_URL": (dynalite or moto).url,
         })
-        provision(settings)
-        store = ModelStore(s3_client(settings), settings.model_bucket, settings.model_prefix)
+        resources = Resources(settings)
+        resources.provision()
         events = synthetic_events(n_events, n_users, n_items, seed=1)
         print(f"{n_events:,} events, {n_users:,} users, {n_items:,} items; budget {args.budget}, "
               f"{args.factors} factors, {args.iterations} iterations", flush=True)
         if args.dynamodb:
-            model = event_model(settings.events_table, settings.region, settings.dynamodb_endpoint_url,
-                                read_timeout=300)
+            model = resources.scan_table
             print(f"loaded into dynalite in {load_into_table(events, model):.0f} s (not part of the retrain)", flush=True)
             del events
 
@@ -130,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         space = SearchSpace(factors=(args.factors,), iterations=(args.iterations,))
         options = RetrainOptions(budget=args.budget, start=start, space=space, keep_versions=2)
         started = time.perf_counter()
-        result = retrain(read, store, DEFAULT_EVENT_WEIGHTS, options, Printer())
+        result = retrain(read, resources.model_registry, DEFAULT_EVENT_WEIGHTS, options, Printer())
         total = time.perf_counter() - started
         print(f"interactions {result.counts['interactions']:,}, evaluated users {result.counts['evaluated_users']:,}")
         print("phases: " + ", ".join(f"{p} {result.timings[p]:.1f} s" for p in PHASES if p in result.timings)

@@ -33,11 +33,10 @@ def main(argv: list[str] | None = None) -> int:
     from chalice.test import Client
 
     import app
-    from chalicelib.artifact import ModelStore
-    from chalicelib.aws import s3_client
     from chalicelib.config import Settings, environment_of
-    from chalicelib.training.pipeline import train_sample_model
-    from local_aws.stack import FAKE_CREDENTIALS, MotoServer, provision
+    from chalicelib.resources import Resources, reset_app_resources
+    from chalicelib.training.train import train_sample_model
+    from local_aws.stack import FAKE_CREDENTIALS, MotoServer
 
     os.environ.update(FAKE_CREDENTIALS)
     moto = MotoServer().start()
@@ -46,9 +45,10 @@ def main(argv: list[str] | None = None) -> int:
         # event-log Query of real-time personalisation adds.
         settings = Settings("bench-models", "models", "bench-events", "us-east-1", moto.url, moto.url, 60.0, "WARNING",
                             realtime_events=0)
-        provision(settings)
+        resources = Resources(settings)
+        resources.provision()
         artifact = train_sample_model()
-        version = ModelStore(s3_client(settings), settings.model_bucket, settings.model_prefix).publish(artifact)
+        version = resources.model_registry.publish(artifact)
         users = artifact.user_ids.tolist()
         items = artifact.item_ids.tolist()
         rng = np.random.default_rng(args.seed)
@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
             (Path(project_dir) / ".chalice" / "config.json").write_text(
                 json.dumps({"version": "2.0", "app_name": "bench", "stages": {"bench": {"environment_variables": env}}})
             )
+            reset_app_resources()
             with Client(app.app, stage_name="bench", project_dir=project_dir) as client:
                 started = time.perf_counter()
                 first = client.http.get("/health")

@@ -20,15 +20,11 @@ from tqdm import tqdm
 
 from chalicelib.config import settings_for_stage
 from chalicelib.errors import RecommenderError
-from chalicelib.events import event_log_for
-from chalicelib.importer import FORMATS, ImportAborted, import_file
+from chalicelib.eventlog.formats import FORMATS, count_lines
+from chalicelib.eventlog.importer import ImportAborted, import_file
+from chalicelib.resources import Resources
 
 SHOWN_REJECTIONS = 20
-
-
-def count_lines(path: Path) -> int:
-    with path.open("rb") as handle:
-        return sum(1 for _ in handle)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         with tqdm(total=count_lines(args.path), unit="row", desc=f"importing {args.path.name}") as bar:
             summary = import_file(
-                args.path, args.file_format, event_log_for(settings), frozenset(settings.event_weight_map),
+                args.path, args.file_format, Resources(settings).event_log, frozenset(settings.event_weight_map),
                 strict=args.strict, progress=bar.update,
             )
     except ImportAborted as exc:

@@ -12,7 +12,7 @@ import sys
 
 from chalicelib.config import settings_for_stage
 from chalicelib.errors import RecommenderError
-from local_aws.stack import provision
+from chalicelib.resources import Resources
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = settings_for_stage(args.stage)
-        provision(settings)
+        Resources(settings).provision()
     except RecommenderError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -27,15 +27,13 @@ from typing import Callable
 
 from tqdm import tqdm
 
-from chalicelib.artifact import ModelStore
-from chalicelib.aws import s3_client
 from chalicelib.config import PROJECT_DIR, settings_for_stage
 from chalicelib.errors import RecommenderError
-from chalicelib.events import event_model
-from chalicelib.training.event_source import read_event_log
-from chalicelib.training.export_source import read_export
+from chalicelib.resources import Resources
 from chalicelib.training.report import write_report
 from chalicelib.training.retrain import Progress, RetrainOptions, retrain
+from chalicelib.training.sources.export import read_export
+from chalicelib.training.sources.scan import read_event_log
 from chalicelib.training.splits import RANDOM, TIME
 
 
@@ -96,24 +94,21 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         settings = settings_for_stage(args.stage)
-        s3 = s3_client(settings)
-        store = ModelStore(s3, settings.model_bucket, settings.model_prefix)
+        resources = Resources(settings)
+        registry = resources.model_registry
         if args.from_export:
             def read(progress: Callable[[int], None]):
-                return read_export(s3, args.from_export, progress)
+                return read_export(resources.s3, args.from_export, progress)
         else:
-            model = event_model(settings.events_table, settings.region, settings.dynamodb_endpoint_url,
-                                read_timeout=300)
-
             def read(progress: Callable[[int], None]):
-                return read_event_log(model, progress, segments=args.segments)
+                return read_event_log(resources.scan_table, progress, segments=args.segments)
         print(f"retraining from {args.from_export or settings.events_table} (stage {args.stage})", flush=True)
-        result = retrain(read, store, settings.event_weight_map, options, BarProgress())
+        result = retrain(read, registry, settings.event_weight_map, options, BarProgress())
         text_path, chart_path = write_report(result, report_dir)
         if result.published:
-            store.put_file(result.version, "report.md", text_path.read_bytes(), "text/markdown")
-            store.put_file(result.version, "report.png", chart_path.read_bytes(), "image/png")
-    except (RecommenderError, ValueError) as exc:
+            registry.put_file(result.version, "report.md", text_path.read_bytes(), "text/markdown")
+            registry.put_file(result.version, "report.png", chart_path.read_bytes(), "image/png")
+    except RecommenderError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

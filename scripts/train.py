@@ -16,14 +16,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from chalicelib.artifact import ModelStore
-from chalicelib.aws import s3_client
 from chalicelib.config import settings_for_stage
 from chalicelib.errors import RecommenderError
-from chalicelib.events import event_model
+from chalicelib.resources import Resources
 from chalicelib.training.als import AlsParameters
-from chalicelib.training.movielens import read_movielens_100k
-from chalicelib.training.pipeline import train_from_event_log, train_from_ratings
+from chalicelib.training.sources.movielens import read_movielens_100k
+from chalicelib.training.train import train_from_event_log, train_from_ratings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,21 +42,20 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         settings = settings_for_stage(args.stage)
+        resources = Resources(settings)
         if args.ratings:
             artifact = train_from_ratings(read_movielens_100k(args.ratings), params)
         else:
-            model = event_model(settings.events_table, settings.region, settings.dynamodb_endpoint_url,
-                                read_timeout=300)
             with tqdm(unit="event", desc=f"scanning {settings.events_table}") as bar:
-                artifact = train_from_event_log(model, settings.event_weight_map, params, progress=bar.update)
+                artifact = train_from_event_log(resources.scan_table, settings.event_weight_map, params,
+                                                progress=bar.update)
         print(f"trained {artifact.algorithm} on {artifact.n_interactions} interactions "
               f"({artifact.n_users} users x {artifact.n_items} items) in {time.perf_counter() - started:.1f} s; "
               f"training cutoff {artifact.training_cutoff}")
         if args.no_publish:
             return 0
-        store = ModelStore(s3_client(settings), settings.model_bucket, settings.model_prefix)
-        version = store.publish(artifact)
-    except (RecommenderError, ValueError) as exc:
+        version = resources.model_registry.publish(artifact)
+    except RecommenderError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"published version {version} to s3://{settings.model_bucket}/{settings.model_prefix}/{version}/ and made it live")

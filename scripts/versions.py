@@ -12,44 +12,31 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
-from chalicelib.artifact import ModelStore
-from chalicelib.aws import s3_client
 from chalicelib.config import settings_for_stage
 from chalicelib.errors import RecommenderError
+from chalicelib.models.registry import VersionInfo
+from chalicelib.resources import Resources
 
 _COLUMNS = ["VERSION", "LIVE", "CREATED", "CUTOFF", "ALGORITHM", "NDCG@10", "MAP@10", "FORCED"]
 
 
-def metric(metrics: Any, name: str) -> float | None:
-    """*name* from a manifest's metrics: the candidate model's, else top level; None if absent."""
-    if not isinstance(metrics, dict):
-        return None
-    candidate = metrics.get("candidate")
-    for source in (candidate if isinstance(candidate, dict) else {}, metrics):
-        value = source.get(name)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-    return None
-
-
-def format_table(entries: list[dict[str, Any]]) -> str:
-    """The versions of :meth:`ModelStore.list_versions` as an aligned text table."""
+def format_table(entries: list[VersionInfo]) -> str:
+    """The versions of :meth:`ModelRegistry.list_versions` as an aligned text table."""
     rows = []
     for entry in entries:
-        scores = [metric(entry.get("metrics"), name) for name in ("ndcg@10", "map@10")]
+        scores = [entry.metric(name) for name in ("ndcg@10", "map@10")]
         row = [
-            entry["version"],
-            "*" if entry.get("live") else "",
-            entry.get("created_at") or "-",
-            entry.get("training_cutoff") or "-",
-            entry.get("algorithm") or "-",
+            entry.version,
+            "*" if entry.live else "",
+            entry.created_at or "-",
+            entry.training_cutoff or "-",
+            entry.algorithm or "-",
             *("-" if score is None else f"{score:.4f}" for score in scores),
-            "yes" if entry.get("forced") else "no",
+            "yes" if entry.forced else "no",
         ]
-        if "error" in entry:
-            row.append(f"error: {entry['error']}")
+        if entry.error is not None:
+            row.append(f"error: {entry.error}")
         rows.append(row)
     widths = [max(len(str(row[i])) for row in [_COLUMNS, *rows]) for i in range(len(_COLUMNS))]
     lines = []
@@ -73,17 +60,17 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         settings = settings_for_stage(args.stage)
-        store = ModelStore(s3_client(settings), settings.model_bucket, settings.model_prefix)
-        location = f"s3://{settings.model_bucket}/{settings.model_prefix}/"
+        registry = Resources(settings).model_registry
+        location = registry.location
         if args.command == "list":
-            entries = store.list_versions()
+            entries = registry.list_versions()
             print(format_table(entries) if entries else f"no versions under {location}")
         elif args.command == "rollback":
-            previous = store.live_version()
-            version = store.rollback(args.to)
+            previous = registry.live_version()
+            version = registry.rollback(args.to)
             print(f"live version is now {version} (was {previous})")
         else:
-            deleted = store.prune(args.keep)
+            deleted = registry.prune(args.keep)
             print(f"deleted {len(deleted)} version(s) from {location}" + "".join(f"\n  {v}" for v in deleted))
     except RecommenderError as exc:
         message = " ".join(str(exc).split())  # one line, whatever the message holds

@@ -12,7 +12,7 @@ import scipy.sparse as sp
 from implicit.cpu.als import AlternatingLeastSquares
 from threadpoolctl import threadpool_limits
 
-from chalicelib.artifact import ModelArtifact, make_artifact
+from chalicelib.models.artifact import ModelArtifact, make_artifact
 from chalicelib.training.interactions import InteractionMatrix
 
 logger = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ import numpy as np
 import scipy.sparse as sp
 
 if TYPE_CHECKING:
-    from chalicelib.training.event_source import EventLogSnapshot
+    from chalicelib.training.event_arrays import EventLogSnapshot
 
 
 @dataclass(frozen=True)

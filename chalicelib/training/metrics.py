@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from chalicelib.serving.ranking import best_k
+
 METRIC_NAMES = ("precision", "recall", "ndcg", "map")
 
 
@@ -116,22 +118,6 @@ def evaluate_ranking(user_factors: np.ndarray, item_factors: np.ndarray, train: 
 
 
 def _best(scores: np.ndarray, exclude: sp.csr_matrix, k: int) -> np.ndarray:
-    # float32 halves the memory of a batch of scores.
-    scores = np.array(scores, dtype=np.float32)
+    # float32 halves the memory of a batch of scores; ties at the cut go to the lower index, as in serving.
     rows = np.repeat(np.arange(exclude.shape[0]), np.diff(exclude.indptr))
-    scores[rows, exclude.indices] = -np.inf
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    part_scores = np.take_along_axis(scores, part, axis=1)
-    # argpartition keeps an arbitrary subset of the items tied at the cut; take the
-    # lowest indices among them instead, as serving does.
-    kth = part_scores.min(axis=1)
-    straddling = np.flatnonzero((scores == kth[:, None]).sum(axis=1) > (part_scores == kth[:, None]).sum(axis=1))
-    for row in straddling:
-        above = np.flatnonzero(scores[row] > kth[row])
-        tied = np.flatnonzero(scores[row] == kth[row])[: k - above.shape[0]]
-        part[row] = np.concatenate([above, tied])
-    part_scores = np.take_along_axis(scores, part, axis=1)
-    order = np.lexsort((part, -part_scores), axis=1)
-    best = np.take_along_axis(part, order, axis=1)
-    best[np.take_along_axis(part_scores, order, axis=1) == -np.inf] = -1
-    return best
+    return best_k(np.asarray(scores, dtype=np.float32), k, (rows, exclude.indices))

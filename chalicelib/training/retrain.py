@@ -14,11 +14,13 @@ from typing import Any, Callable, Iterator, Mapping
 import numpy as np
 import scipy.sparse as sp
 
-from chalicelib.artifact import ModelArtifact, ModelStore
-from chalicelib.errors import ArtifactError
+from chalicelib.errors import ArtifactError, NoInteractions
+from chalicelib.models.artifact import ModelArtifact
+from chalicelib.models.registry import ModelRegistry
 from chalicelib.training.als import AlsParameters, als_artifact, fit_als
-from chalicelib.training.event_source import EventLogSnapshot, training_cutoff
-from chalicelib.training.interactions import interaction_table
+from chalicelib.training.event_arrays import EventLogSnapshot, training_cutoff
+from chalicelib.training.gate import GateDecision, quality_gate
+from chalicelib.training.interactions import InteractionTable, interaction_table
 from chalicelib.training.metrics import (
     catalog_coverage,
     evaluate_ranking,
@@ -126,126 +128,150 @@ def popularity_metrics(train: sp.csr_matrix, test: sp.csr_matrix, k: int) -> dic
     return metrics
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    """The interaction table and the matrices the later phases fit and score on."""
+
+    table: InteractionTable
+    train: sp.csr_matrix
+    inner_train: sp.csr_matrix
+    validation: sp.csr_matrix
+    test: sp.csr_matrix
+
+
 def retrain(
     read_snapshot: Callable[[Callable[[int], None]], EventLogSnapshot],
-    store: ModelStore,
+    registry: ModelRegistry,
     weights: Mapping[str, float],
     options: RetrainOptions,
     progress: Progress | None = None,
 ) -> RetrainResult:
-    """Run the whole pipeline once.
+    """Run the whole pipeline once: read, build, search, evaluate, gate, fit, upload.
 
     Parameters
     ----------
     read_snapshot: reads the event log (Scan or export), reporting progress.
-    store: where the live model is and where a new version goes.
+    registry: where the live model is and where a new version goes.
     weights: event type -> weight.
     options: split, search budget, gate margin, flags.
     progress: phase hooks (progress bars in the CLI).
 
     Returns the result; ``published`` says whether a version went live and
     ``reason`` why (or why not).
+
+    Raises
+    ------
+    NoInteractions
+        When the events read hold no usable interaction.
     """
     progress = progress or Progress()
     result = RetrainResult(options=options)
-    k = options.k
-
     with _timed(result, "read", progress):
         snapshot = read_snapshot(progress.phase("read"))
     with _timed(result, "build", progress):
-        table = interaction_table(snapshot, weights, options.half_life_days)
-        if len(table) == 0:
-            raise ValueError("the event log holds no usable interaction")
-        train, test = split(table, options.split, options.test_fraction, options.seed)
-        inner_train, validation = split(train, options.split, options.test_fraction, options.seed + 1)
-        train_matrix = train.to_matrix().matrix
-        test_matrix = limit_users(test.to_matrix().matrix, options.max_eval_users, options.seed)
-        validation_matrix = limit_users(validation.to_matrix().matrix, options.max_eval_users, options.seed)
-        result.counts = {
-            "events": len(snapshot.events), "erased_users": len(snapshot.erased), "interactions": len(table),
-            "users": int(table.user_ids.shape[0]), "items": int(table.item_ids.shape[0]),
-            "train": len(train), "test": len(test), "validation": len(validation),
-            "evaluated_users": int(np.count_nonzero(np.diff(test_matrix.indptr))),
-        }
-
-    result.live_version = store.live_version()
-    live_params = None
-    if result.live_version is not None:
-        try:
-            live_params = live_parameters(store.load(result.live_version))
-        except ArtifactError as exc:
-            logger.warning("live model %s cannot be read: %s", result.live_version, exc)
-
+        prepared = _build(snapshot, weights, options, result)
+    live_params = _live_configuration(registry, result)
     with _timed(result, "search", progress):
-        tick = progress.phase("search", options.budget)
-        # The first trial is the live configuration, so the search never picks worse on validation.
-        result.search = random_search(
-            inner_train.to_matrix().matrix, validation_matrix, options.budget, options.seed, k,
-            options.space, options.start or live_params, on_trial=lambda trial: tick(1),
-        )
-        result.chosen = result.search.best.params
-
+        _search(prepared, options, live_params, progress.phase("search", options.budget), result)
     with _timed(result, "evaluate", progress):
-        tick = progress.phase("evaluate", 3)
-        candidate = _metrics(*fit_als(train_matrix, result.chosen), train_matrix, test_matrix, k)
-        tick(1)
-        baseline = popularity_metrics(train_matrix, test_matrix, k)
-        tick(1)
-        # The live model itself was trained on data that includes today's held-out
-        # interactions, so scoring it as-is would flatter it. Its configuration is
-        # refitted on the same training part instead: a like-for-like comparison.
-        live_metrics = None
-        if live_params is not None:
-            live_metrics = _metrics(*fit_als(train_matrix, live_params), train_matrix, test_matrix, k)
-        tick(1)
-        result.metrics = {
-            "split": options.split, "test_fraction": options.test_fraction, "seed": options.seed, "k": k,
-            "half_life_days": options.half_life_days,
-            "evaluated_users": result.counts["evaluated_users"],
-            "candidate": candidate, "popularity": baseline, "live": live_metrics,
-            "live_version": result.live_version,
-            "live_parameters": asdict(live_params) if live_params else None,
-            "validation": {"target": result.search.target, "best": result.search.best.metrics[result.search.target],
-                           "trials": len(result.search.trials)},
-        }
-
-    target = result.target
-    beats_popularity = candidate[target] > baseline[target]
-    beats_live = live_metrics is None or candidate[target] >= live_metrics[target] + options.margin
-    if beats_popularity and beats_live:
-        result.reason = (f"candidate {target} {candidate[target]:.4f} beats popularity {baseline[target]:.4f}"
-                         + (f" and live {live_metrics[target]:.4f} + margin {options.margin}" if live_metrics else
-                            " (no live model to compare with)"))
-        go = True
-    else:
-        why = []
-        if not beats_popularity:
-            why.append(f"does not beat popularity ({candidate[target]:.4f} <= {baseline[target]:.4f})")
-        if not beats_live:
-            why.append(f"does not beat the live model by {options.margin} "
-                       f"({candidate[target]:.4f} < {live_metrics[target]:.4f} + {options.margin})")
-        result.reason = "candidate " + " and ".join(why)
-        go = options.force
-        if options.force:
-            result.reason += "; published anyway (--force)"
-    result.metrics["gate"] = {"passed": beats_popularity and beats_live, "forced": options.force and not (
-        beats_popularity and beats_live), "margin": options.margin, "target": target}
-
-    if not go:
+        _evaluate(prepared, options, live_params, progress.phase("evaluate", 3), result)
+    decision = _gate(options, result)
+    if not decision.publish:
         return result
     with _timed(result, "fit", progress):
         result.artifact = replace(
-            als_artifact(table.to_matrix(), result.chosen, training_cutoff(snapshot), metrics=result.metrics),
-            forced=result.metrics["gate"]["forced"],
+            als_artifact(prepared.table.to_matrix(), result.chosen, training_cutoff(snapshot), metrics=result.metrics),
+            forced=decision.forced,
         )
     if options.dry_run:
         result.reason += "; dry run: nothing published"
         return result
     with _timed(result, "upload", progress):
-        result.version = store.publish(result.artifact)
+        result.version = registry.publish(result.artifact)
         result.published = True
-        pruned = store.prune(options.keep_versions)
+        pruned = registry.prune(options.keep_versions)
         if pruned:
             logger.info("removed old versions %s", ", ".join(pruned))
     return result
 
+
+def _build(snapshot: EventLogSnapshot, weights: Mapping[str, float], options: RetrainOptions,
+           result: RetrainResult) -> _Prepared:
+    """Interactions, the held-out test part, and a validation part carved from training only."""
+    table = interaction_table(snapshot, weights, options.half_life_days)
+    if len(table) == 0:
+        raise NoInteractions("the event log holds no usable interaction")
+    train, test = split(table, options.split, options.test_fraction, options.seed)
+    inner_train, validation = split(train, options.split, options.test_fraction, options.seed + 1)
+    prepared = _Prepared(
+        table=table,
+        train=train.to_matrix().matrix,
+        inner_train=inner_train.to_matrix().matrix,
+        validation=limit_users(validation.to_matrix().matrix, options.max_eval_users, options.seed),
+        test=limit_users(test.to_matrix().matrix, options.max_eval_users, options.seed),
+    )
+    result.counts = {
+        "events": len(snapshot.events), "erased_users": len(snapshot.erased), "interactions": len(table),
+        "users": int(table.user_ids.shape[0]), "items": int(table.item_ids.shape[0]),
+        "train": len(train), "test": len(test), "validation": len(validation),
+        "evaluated_users": int(np.count_nonzero(np.diff(prepared.test.indptr))),
+    }
+    return prepared
+
+
+def _live_configuration(registry: ModelRegistry, result: RetrainResult) -> AlsParameters | None:
+    """The live model's ALS configuration, to try first and to refit as the comparison."""
+    result.live_version = registry.live_version()
+    if result.live_version is None:
+        return None
+    try:
+        return live_parameters(registry.load(result.live_version))
+    except ArtifactError as exc:
+        logger.warning("live model %s cannot be read: %s", result.live_version, exc)
+        return None
+
+
+def _search(prepared: _Prepared, options: RetrainOptions, live_params: AlsParameters | None,
+            tick: Callable[[int], None], result: RetrainResult) -> None:
+    # The first trial is the live configuration, so the search never picks worse on validation.
+    result.search = random_search(
+        prepared.inner_train, prepared.validation, options.budget, options.seed, options.k,
+        options.space, options.start or live_params, on_trial=lambda trial: tick(1),
+    )
+    result.chosen = result.search.best.params
+
+
+def _evaluate(prepared: _Prepared, options: RetrainOptions, live_params: AlsParameters | None,
+              tick: Callable[[int], None], result: RetrainResult) -> None:
+    """Candidate, popularity and the live configuration, on the same held-out data."""
+    train, test, k = prepared.train, prepared.test, options.k
+    candidate = _metrics(*fit_als(train, result.chosen), train, test, k)
+    tick(1)
+    baseline = popularity_metrics(train, test, k)
+    tick(1)
+    # The live model itself was trained on data that includes today's held-out
+    # interactions, so scoring it as-is would flatter it. Its configuration is
+    # refitted on the same training part instead: a like-for-like comparison.
+    live_metrics = _metrics(*fit_als(train, live_params), train, test, k) if live_params is not None else None
+    tick(1)
+    result.metrics = {
+        "split": options.split, "test_fraction": options.test_fraction, "seed": options.seed, "k": k,
+        "half_life_days": options.half_life_days,
+        "evaluated_users": result.counts["evaluated_users"],
+        "candidate": candidate, "popularity": baseline, "live": live_metrics,
+        "live_version": result.live_version,
+        "live_parameters": asdict(live_params) if live_params else None,
+        "validation": {"target": result.search.target, "best": result.search.best.metrics[result.search.target],
+                       "trials": len(result.search.trials)},
+    }
+
+
+def _gate(options: RetrainOptions, result: RetrainResult) -> GateDecision:
+    target, metrics = result.target, result.metrics
+    live = metrics["live"][target] if metrics["live"] else None
+    decision = quality_gate(target, metrics["candidate"][target], metrics["popularity"][target], live,
+                            options.margin, options.force)
+    result.reason = decision.reason
+    metrics["gate"] = {"passed": decision.passed, "forced": decision.forced, "margin": options.margin,
+                       "target": target}
+    return decision

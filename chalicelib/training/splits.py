@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from chalicelib.errors import InvalidTrainingOptions
 from chalicelib.training.interactions import InteractionTable
 
 TIME = "time"
@@ -62,4 +63,4 @@ def split(table: InteractionTable, method: str, test_fraction: float, seed: int)
         return time_split(table, test_fraction)
     if method == RANDOM:
         return stratified_split(table, test_fraction, seed)
-    raise ValueError(f"unknown split {method!r}; expected {TIME!r} or {RANDOM!r}")
+    raise InvalidTrainingOptions(f"unknown split {method!r}; expected {TIME!r} or {RANDOM!r}")

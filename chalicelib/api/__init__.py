@@ -1,0 +1,1 @@
+"""The HTTP edge: Chalice blueprints per area and the checks of request input."""

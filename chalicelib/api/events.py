@@ -1,0 +1,68 @@
+"""Write routes of the event log: store a batch of events with an exact receipt, erase a user."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from chalice import Response
+
+from chalicelib.api.routing import ApiBlueprint
+from chalicelib.api.validation import check_id, parse_event_batch
+from chalicelib.errors import EventsNotStored
+from chalicelib.eventlog.item import Event
+from chalicelib.eventlog.log import EventLog
+from chalicelib.resources import app_resources
+
+blueprint = ApiBlueprint(__name__)
+
+
+@blueprint.route("/events", methods=["POST"])
+def post_events() -> Response:
+    resources = app_resources()
+    events = parse_event_batch(blueprint.current_request.raw_body, resources.event_rules, datetime.now(timezone.utc))
+    return Response(body=record_events(resources.event_log, events), status_code=202)
+
+
+@blueprint.route("/users/{user_id}", methods=["DELETE"])
+def delete_user(user_id: str) -> dict[str, Any]:
+    return erase_user(app_resources().event_log, check_id(user_id, "user_id"))
+
+
+def record_events(event_log: EventLog, events: list[Event]) -> dict[str, Any]:
+    """Store *events*; the answer of ``POST /events``.
+
+    Returns ``{"accepted", "duplicates", "event_ids"}`` where ``event_ids``
+    follows the request order (server-made ids included, so a client can
+    resend safely).
+
+    Raises
+    ------
+    EventsNotStored
+        When retries ran out for some events; its details list exactly
+        which (by index and event id) and count only what was stored.
+    """
+    receipt = event_log.write(events)
+    body: dict[str, Any] = {
+        "accepted": len(receipt.stored),
+        "duplicates": len(receipt.duplicates),
+        "event_ids": [event.event_id for event in events],
+    }
+    if receipt.failed:
+        body["not_stored"] = [{"index": i, "event_id": events[i].event_id} for i in receipt.failed]
+        raise EventsNotStored(
+            f"{len(receipt.failed)} of {len(events)} events could not be stored; "
+            "resend those listed in not_stored with the same event_id",
+            details=body,
+        )
+    return body
+
+
+def erase_user(event_log: EventLog, user_id: str) -> dict[str, Any]:
+    """Delete every event of *user_id*; the answer of ``DELETE /users/{id}``."""
+    receipt = event_log.erase(user_id)
+    return {
+        "user_id": receipt.user_id,
+        "deleted_events": receipt.deleted_events,
+        "erased_at": receipt.erased_at.isoformat(timespec="milliseconds"),
+    }

@@ -1,0 +1,1 @@
+"""The event log: the event item, its rules, retried batch writes, the log itself and bulk import."""

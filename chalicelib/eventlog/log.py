@@ -1,0 +1,191 @@
+"""The event log: stores events idempotently, reads a user's latest ones, erases a user.
+
+The item format and key layout are in :mod:`chalicelib.eventlog.item`; the
+retries of batch calls in :mod:`chalicelib.eventlog.batch_writer`.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from pynamodb.exceptions import PynamoDBException
+
+from chalicelib.errors import EventLogUnavailable
+from chalicelib.eventlog.batch_writer import WRITE_BATCH, BatchWriter
+from chalicelib.eventlog.item import (
+    Event,
+    EventRecord,
+    ItemKey,
+    is_event_key,
+    record_key,
+    table_connection,
+)
+
+logger = logging.getLogger(__name__)
+
+#: Batches of one write sent side by side (they are independent, network-bound requests).
+WRITE_THREADS = 4
+
+
+@dataclass
+class WriteReceipt:
+    """What happened to each event of a write, by request position."""
+
+    stored: list[int] = field(default_factory=list)
+    duplicates: list[int] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class UserHistory:
+    """A user's latest events (newest first) and when the user was erased, if ever."""
+
+    events: list[Event]
+    erased_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ErasureReceipt:
+    """Proof of an erasure: how many events were deleted and when."""
+
+    user_id: str
+    deleted_events: int
+    erased_at: datetime
+
+
+class EventLog:
+    """Stores and reads events, with retries that never lose or double-count one.
+
+    Parameters
+    ----------
+    model: the bound :class:`EventRecord` subclass used for writes and erasure.
+    reader: the bound subclass used for the real-time Query (short timeouts).
+    batches: the retrying batch calls on the table; by default on *model*'s
+        endpoint with the default retry budget.
+    retention_days: when > 0, events expire that many days after their timestamp.
+    """
+
+    def __init__(
+        self,
+        model: type[EventRecord],
+        reader: type[EventRecord] | None = None,
+        *,
+        batches: BatchWriter | None = None,
+        retention_days: int = 0,
+    ) -> None:
+        self._model = model
+        self._reader = reader or model
+        self._batches = batches if batches is not None else BatchWriter(table_connection(model))
+        self._retention = timedelta(days=retention_days) if retention_days > 0 else None
+
+    # -- writing -------------------------------------------------------------
+
+    def write(self, events: list[Event]) -> WriteReceipt:
+        """Store *events*, skipping those whose (user_id, event_id) is already stored.
+
+        Returns a receipt listing, by position in *events*, which were stored,
+        which were duplicates (already stored, or repeated in this call), and
+        which could not be stored once retries ran out (a repeat of an event
+        that could not be stored counts as not stored).
+        """
+        receipt = WriteReceipt()
+        first_position: dict[ItemKey, int] = {}
+        repeats: dict[int, int] = {}  # position of a repeat -> position of its first copy
+        for position, event in enumerate(events):
+            key = (event.user_id, record_key(event.event_id))
+            if key in first_position:
+                repeats[position] = first_position[key]
+            else:
+                first_position[key] = position
+
+        try:
+            existing = self._batches.find_existing(list(first_position))
+        except EventLogUnavailable:
+            receipt.failed.extend(range(len(events)))
+            return receipt
+        received_at = datetime.now(timezone.utc)
+        to_store: dict[ItemKey, dict[str, Any]] = {}
+        for key, position in first_position.items():
+            if key in existing:
+                receipt.duplicates.append(position)
+            else:
+                to_store[key] = self._record(events[position], received_at).serialize()
+
+        keys = list(to_store)
+        batches = [{key: to_store[key] for key in keys[start:start + WRITE_BATCH]}
+                   for start in range(0, len(keys), WRITE_BATCH)]
+        with ThreadPoolExecutor(max_workers=min(WRITE_THREADS, len(batches) or 1)) as pool:
+            unstored_per_batch = list(pool.map(self._batches.put, batches))
+        for batch, unstored in zip(batches, unstored_per_batch, strict=True):
+            for key in batch:
+                (receipt.failed if key in unstored else receipt.stored).append(first_position[key])
+        # A repeat shares the fate of its first copy: a duplicate unless that copy was not stored.
+        failed = set(receipt.failed)
+        for position, first in repeats.items():
+            (receipt.failed if first in failed else receipt.duplicates).append(position)
+        for positions in (receipt.stored, receipt.duplicates, receipt.failed):
+            positions.sort()
+        return receipt
+
+    def _record(self, event: Event, received_at: datetime) -> EventRecord:
+        expires_at = event.timestamp + self._retention if self._retention is not None else None
+        return self._model.of_event(event, received_at, expires_at)
+
+    # -- reading -------------------------------------------------------------
+
+    def recent(self, user_id: str, limit: int) -> UserHistory:
+        """The user's *limit* latest events (newest first) and their erasure time.
+
+        One Query on the time index. Raises :class:`EventLogUnavailable` when
+        DynamoDB cannot answer in time.
+        """
+        try:
+            records = list(self._reader.by_time.query(user_id, scan_index_forward=False, limit=limit + 1))
+        except PynamoDBException as exc:
+            raise EventLogUnavailable(f"cannot read events of the user: {exc}") from exc
+        erased_at = None
+        events = []
+        for record in records:
+            if record.is_erasure_marker:
+                erased_at = record.erased_at
+            elif len(events) < limit:
+                events.append(record.to_event())
+        if erased_at is not None:
+            # Events that slipped in while the erasure ran belong to the erased past.
+            events = [event for event in events if event.timestamp > erased_at]
+        return UserHistory(events=events, erased_at=erased_at)
+
+    # -- erasure ---------------------------------------------------------------
+
+    def erase(self, user_id: str) -> ErasureReceipt:
+        """Delete every event of *user_id* and leave a marker holding only the id and time.
+
+        The marker is written first: from then on serving treats the user as
+        unknown to the model, even before the deletion finishes.
+
+        Raises
+        ------
+        EventLogUnavailable
+            When some events could not be deleted; calling again finishes the job.
+        """
+        erased_at = datetime.now(timezone.utc)
+        try:
+            self._model.erasure_marker(user_id, erased_at).save()
+            keys = [
+                (user_id, record.record_key)
+                for record in self._model.query(user_id, attributes_to_get=["record_key"])
+                if is_event_key(record.record_key)
+            ]
+        except PynamoDBException as exc:
+            raise EventLogUnavailable(f"cannot erase user {user_id!r}: {exc}") from exc
+        left = sum(len(self._batches.delete(keys[start:start + WRITE_BATCH]))
+                   for start in range(0, len(keys), WRITE_BATCH))
+        if left:
+            raise EventLogUnavailable(f"{left} events of user {user_id!r} could not be deleted yet; retry the erasure")
+        logger.info("erased %d events", len(keys))
+        return ErasureReceipt(user_id=user_id, deleted_events=len(keys), erased_at=erased_at)
+

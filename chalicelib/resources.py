@@ -1,0 +1,154 @@
+"""The one place that builds clients and stores from settings, and keeps them.
+
+The app, the scripts, the demo and the tests all get their S3 client, model
+store and registry, event log and live model from a :class:`Resources`; the
+app's instance (:func:`app_resources`) lives as long as the warm Lambda and
+:func:`reset_app_resources` drops it (tests, benchmarks). Connections are
+shared by every instance of the process that names the same endpoint and
+timeouts: a botocore client costs a tenth of a second or more to build.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from datetime import timedelta
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from pynamodb.connection import TableConnection
+
+from chalicelib.config import APP_NAME, Settings, load_settings
+from chalicelib.eventlog.batch_writer import BatchWriter
+from chalicelib.eventlog.item import EventRecord, ensure_table, event_model, table_connection
+from chalicelib.eventlog.log import EventLog
+from chalicelib.eventlog.rules import EventRules
+from chalicelib.models.registry import ModelRegistry
+from chalicelib.models.store import ModelStore
+from chalicelib.serving.live_model import LiveModel
+from chalicelib.serving.personalizer import Personalizer
+
+# Short timeouts and botocore's standard retry mode (exponential backoff with
+# jitter): a request should fail fast rather than hang the Lambda.
+_S3_CLIENT_CONFIG = Config(
+    connect_timeout=2,
+    read_timeout=10,
+    retries={"max_attempts": 4, "mode": "standard"},
+)
+#: A full Scan of the log (training) may take far longer per page than requests may.
+SCAN_READ_TIMEOUT_SECONDS = 300
+
+
+class Resources:
+    """Clients and stores of one stage, each built on first use and kept.
+
+    Parameters
+    ----------
+    settings: the validated stage settings naming the bucket, table and endpoints.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @functools.cached_property
+    def s3(self) -> Any:
+        """The S3 client (the configured endpoint when set, AWS otherwise)."""
+        return _s3_client(self.settings.region, self.settings.s3_endpoint_url)
+
+    @functools.cached_property
+    def model_store(self) -> ModelStore:
+        """Read-only access to the published models: what serving needs."""
+        return ModelStore(self.s3, self.settings.model_bucket, self.settings.model_prefix)
+
+    @functools.cached_property
+    def model_registry(self) -> ModelRegistry:
+        """Publishing, listing, pruning and rolling back model versions."""
+        return ModelRegistry(self.s3, self.settings.model_bucket, self.settings.model_prefix)
+
+    @functools.cached_property
+    def event_table(self) -> type[EventRecord]:
+        """The event table for writes, erasure and short reads (API timeouts)."""
+        config = self.settings
+        return _event_table(config.events_table, config.region, config.dynamodb_endpoint_url)
+
+    @functools.cached_property
+    def scan_table(self) -> type[EventRecord]:
+        """The event table for full scans (training), with a long read timeout."""
+        config = self.settings
+        return _event_table(config.events_table, config.region, config.dynamodb_endpoint_url,
+                            read_timeout=SCAN_READ_TIMEOUT_SECONDS)
+
+    @functools.cached_property
+    def event_log(self) -> EventLog:
+        """The event log; its real-time reader has short timeouts and no retries."""
+        config = self.settings
+        reader = _event_table(
+            config.events_table, config.region, config.dynamodb_endpoint_url,
+            connect_timeout=config.realtime_timeout_seconds, read_timeout=config.realtime_timeout_seconds,
+            retries=0,
+        )
+        batches = BatchWriter(_batch_connection(self.event_table), attempts=config.event_write_attempts,
+                              retry_base_seconds=config.event_retry_base_seconds)
+        return EventLog(self.event_table, reader, batches=batches, retention_days=config.event_retention_days)
+
+    @functools.cached_property
+    def event_rules(self) -> EventRules:
+        """What ``POST /events`` accepts, from the stage settings."""
+        config = self.settings
+        return EventRules(
+            event_types=frozenset(config.event_weight_map),
+            max_age=timedelta(days=config.event_max_age_days),
+            max_future=timedelta(seconds=config.event_max_future_seconds),
+        )
+
+    @functools.cached_property
+    def live_model(self) -> LiveModel:
+        """The model being served, refreshed from the store's pointer."""
+        return LiveModel(self.model_store, self.settings.model_refresh_seconds)
+
+    @functools.cached_property
+    def personalizer(self) -> Personalizer:
+        """Recommendations for users, following their latest events."""
+        config = self.settings
+        return Personalizer(self.live_model, self.event_log, config.event_weight_map, config.realtime_events)
+
+    def provision(self) -> None:
+        """Create the bucket and the event table (with its time index) if they are missing."""
+        self.model_registry.ensure_bucket(self.settings.region)
+        ensure_table(self.event_table)
+
+
+@functools.cache
+def _s3_client(region: str, endpoint_url: str | None) -> Any:
+    # boto3 clients are thread-safe; a new session per client keeps credentials resolution independent.
+    return boto3.session.Session().client("s3", region_name=region, endpoint_url=endpoint_url,
+                                          config=_S3_CLIENT_CONFIG)
+
+
+@functools.cache
+def _event_table(table_name: str, region: str, host: str | None, **timeouts: float) -> type[EventRecord]:
+    # One model class per table, endpoint and timeouts: pynamodb keeps its connection on the class.
+    return event_model(table_name, region, host, **timeouts)
+
+
+@functools.cache
+def _batch_connection(model: type[EventRecord]) -> TableConnection:
+    return table_connection(model)
+
+
+@functools.cache
+def app_resources() -> Resources:
+    """The app's resources, from the environment, validated and built once per process."""
+    settings = load_settings()
+    logging.basicConfig(level=settings.log_level)
+    logging.getLogger(APP_NAME).setLevel(settings.log_level)
+    return Resources(settings)
+
+
+def reset_app_resources() -> None:
+    """Forget the app's resources and the event-table connections, so the next request builds them
+    from its settings again (tests, benchmarks). S3 clients, one per endpoint, are kept."""
+    app_resources.cache_clear()
+    for cache in (_event_table, _batch_connection):
+        cache.cache_clear()

@@ -1,0 +1,1 @@
+"""Serving: ranking maths, answers from the live model, and personalisation from recent events (numpy only)."""

@@ -1,0 +1,139 @@
+"""Keeps the live model in memory across warm invocations and follows the pointer."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from chalicelib.errors import ModelUnavailable, RecommenderError
+from chalicelib.models.store import ModelStore
+from chalicelib.serving.recommender import Recommender
+
+logger = logging.getLogger(__name__)
+
+
+class LiveModel:
+    """The model serving answers now, refreshed from the store's pointer.
+
+    The pointer is re-read at most every *refresh_seconds*. A new version is
+    loaded beside the old one and swapped in with one assignment, so a
+    request that already holds the old :class:`Recommender` finishes with it.
+    A version that fails to load is logged and remembered (not retried until
+    the pointer moves again) while the old one keeps serving.
+
+    Parameters
+    ----------
+    store: where versions and the pointer live.
+    refresh_seconds: minimum interval between two reads of the pointer.
+    clock: monotonic clock, replaceable in tests.
+    """
+
+    def __init__(self, store: ModelStore, refresh_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._store = store
+        self._refresh_seconds = refresh_seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._recommender: Recommender | None = None
+        self._loaded_at: str | None = None
+        self._checked_at: float | None = None
+        self._failed_version: str | None = None
+        self._last_error: str | None = None
+
+    def recommender(self) -> Recommender:
+        """The current recommender, loading or refreshing it when due.
+
+        Raises
+        ------
+        ModelUnavailable
+            When no model has ever been loaded and none can be now.
+        """
+        current = self._recommender
+        due = self._checked_at is None or self._clock() - self._checked_at >= self._refresh_seconds
+        if due or current is None:
+            # Only one thread refreshes; the others go on with what they have.
+            blocking = current is None
+            if self._lock.acquire(blocking=blocking):
+                try:
+                    self._refresh()
+                finally:
+                    self._lock.release()
+            current = self._recommender
+        if current is None:
+            raise ModelUnavailable(f"no model can be served: {self._last_error or 'nothing published yet'}")
+        return current
+
+    def _refresh(self) -> None:
+        self._checked_at = self._clock()
+        try:
+            version = self._store.live_version()
+        except (RecommenderError, BotoCoreError, ClientError) as exc:
+            self._record_failure(None, f"cannot read the model pointer: {exc}")
+            return
+        if version is None:
+            self._last_error = "no model version has been published"
+            return
+        if self._recommender is not None and version == self._recommender.version:
+            self._last_error = None
+            self._failed_version = None
+            return
+        if version == self._failed_version:
+            return
+        try:
+            recommender = Recommender(self._store.load(version))
+        except RecommenderError as exc:
+            self._record_failure(version, f"model version {version} was refused: {exc}")
+            return
+        except (BotoCoreError, ClientError) as exc:
+            self._record_failure(None, f"model version {version} could not be loaded: {exc}")
+            return
+        except Exception as exc:  # noqa: BLE001 - whatever breaks a new version must not break serving
+            logger.exception("unexpected failure loading model version %s", version)
+            self._record_failure(version, f"model version {version} failed to load: {exc!r}")
+            return
+        previous = self._recommender.version if self._recommender else None
+        self._recommender = recommender
+        self._loaded_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self._failed_version = None
+        self._last_error = None
+        logger.info("serving model version %s (was %s)", version, previous)
+
+    def _record_failure(self, version: str | None, message: str) -> None:
+        # Remember a refused version so a broken upload is not downloaded on
+        # every refresh; transient failures (version None) are retried.
+        self._failed_version = version
+        self._last_error = message
+        if self._recommender is not None:
+            logger.error("%s; still serving %s", message, self._recommender.version)
+        else:
+            logger.error("%s", message)
+
+    def health(self) -> dict[str, Any]:
+        """Status of the live model, for ``GET /health``.
+
+        Raises
+        ------
+        ModelUnavailable
+            When there is no model to report on.
+        """
+        recommender = self.recommender()
+        artifact = recommender.artifact
+        return {
+            "status": "ok",
+            "model_version": recommender.version,
+            "loaded_at": self._loaded_at,
+            "created_at": artifact.created_at,
+            "algorithm": artifact.algorithm,
+            "training_cutoff": artifact.training_cutoff,
+            "counts": {
+                "users": artifact.n_users,
+                "items": artifact.n_items,
+                "interactions": artifact.n_interactions,
+                "factors": artifact.n_factors,
+            },
+            "last_refresh_error": self._last_error,
+        }

@@ -1,0 +1,84 @@
+"""Recommendations for a user that follow their latest events without waiting for a retrain."""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from dataclasses import replace
+from typing import Mapping
+
+from chalicelib.errors import EventLogUnavailable
+from chalicelib.eventlog.log import EventLog, UserHistory
+from chalicelib.serving.live_model import LiveModel
+from chalicelib.serving.recommender import Recommendations, Recommender
+
+logger = logging.getLogger(__name__)
+
+#: How many erased user ids one instance remembers for when DynamoDB cannot be asked.
+_ERASED_MEMORY = 10_000
+
+
+class Personalizer:
+    """``GET /users/{id}/recommendations``: the live model plus the user's recent events.
+
+    Parameters
+    ----------
+    live_model: the model being served.
+    event_log: where the user's events are read (one Query per request).
+    event_weights: event type -> interaction strength, as in training.
+    history_limit: how many latest events to read; 0 turns real-time off.
+    """
+
+    def __init__(
+        self, live_model: LiveModel, event_log: EventLog, event_weights: Mapping[str, float], history_limit: int
+    ) -> None:
+        self._live_model = live_model
+        self._event_log = event_log
+        self._weights = dict(event_weights)
+        self._history_limit = history_limit
+        self._erased: OrderedDict[str, None] = OrderedDict()
+
+    def recommend(self, user_id: str, n: int) -> Recommendations:
+        """Top *n* items for *user_id*; see README for the strategies."""
+        recommender = self._live_model.recommender()
+        if self._history_limit == 0:
+            return recommender.recommend_for_user(user_id, n)
+        try:
+            history = self._event_log.recent(user_id, self._history_limit)
+        except EventLogUnavailable as exc:
+            logger.warning("answering from the model alone: %s", exc)
+            return self._model_only(recommender, user_id, n)
+        if history.erased_at is not None:
+            self._remember_erased(user_id)
+        return self._with_history(recommender, user_id, history, n)
+
+    def _with_history(self, recommender: Recommender, user_id: str, history: UserHistory, n: int) -> Recommendations:
+        use_trained = history.erased_at is None and recommender.knows_user(user_id)
+        cutoff = recommender.training_cutoff
+        item_ids, values = [], []
+        for event in history.events:
+            weight = self._weights.get(event.event_type)
+            if weight is None:
+                continue  # a type dropped from the configuration since it was logged
+            # Events the log stored before the training scan are already in a trained
+            # user's factors and training row. Judged by storage time, not event time,
+            # so a late-arriving event with an old timestamp still counts.
+            logged_at = event.received_at or event.timestamp
+            if use_trained and cutoff is not None and logged_at <= cutoff:
+                continue
+            item_ids.append(event.item_id)
+            values.append(weight)
+        return recommender.recommend_with_history(user_id, item_ids, values, n, use_trained=use_trained)
+
+    def _model_only(self, recommender: Recommender, user_id: str, n: int) -> Recommendations:
+        if user_id in self._erased:
+            answer = recommender.popular(n)
+        else:
+            answer = recommender.recommend_for_user(user_id, n)
+        return replace(answer, strategy=f"{answer.strategy}_model_only")
+
+    def _remember_erased(self, user_id: str) -> None:
+        self._erased[user_id] = None
+        self._erased.move_to_end(user_id)
+        while len(self._erased) > _ERASED_MEMORY:
+            self._erased.popitem(last=False)

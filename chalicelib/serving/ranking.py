@@ -1,0 +1,113 @@
+"""Ranking maths of a matrix-factorisation model, in numpy only: pure functions, arrays in, arrays out.
+
+Serving and training's offline metrics rank with the same :func:`best_k`, so
+an item's place in a list is the same in both.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def best_k(scores: np.ndarray, k: int, excluded: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """The column indices of the *k* best scores of each row, best first.
+
+    Ties are broken by the lower index, also when a tie straddles the cut, so
+    results are deterministic. ``excluded`` = (rows, columns) of entries that
+    must never appear. Where a row has fewer than *k* entries left, the
+    places beyond them are -1.
+
+    Parameters
+    ----------
+    scores: (n_rows, n_items); ranked in its own dtype (float32 halves the
+        memory of a batch), copied before exclusions are applied.
+    k: how many per row; at most ``n_items`` columns are returned.
+    """
+    scores = np.array(scores) if excluded is not None else np.asarray(scores)
+    if excluded is not None:
+        scores[excluded] = -np.inf
+    n_rows, n_items = scores.shape
+    k = min(k, n_items)
+    if k <= 0:
+        return np.empty((n_rows, 0), dtype=np.int64)
+    # Candidates: every entry at least as good as the k-th best of its row, so the k best and
+    # all the entries tied with the k-th; then ordered by row, score, index and cut at k.
+    threshold = np.partition(scores, n_items - k, axis=1)[:, n_items - k]
+    rows, cols = np.nonzero(scores >= threshold[:, None])
+    values = scores[rows, cols]
+    order = np.lexsort((cols, -values, rows))
+    rows, cols, values = rows[order], cols[order], values[order]
+    per_row = np.bincount(rows, minlength=n_rows)
+    rank = np.arange(rows.shape[0]) - np.repeat(np.cumsum(per_row) - per_row, per_row)
+    keep = rank < k
+    best = np.full((n_rows, k), -1, dtype=np.int64)
+    best[rows[keep], rank[keep]] = np.where(values[keep] == -np.inf, -1, cols[keep])
+    return best
+
+
+def top_n(scores: np.ndarray, n: int, exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Indices and scores of the *n* best entries of one score vector, best first.
+
+    Entries listed in *exclude* never appear, and fewer than *n* come back
+    when fewer are left; ties go to the lower index (see :func:`best_k`).
+    """
+    scores = np.array(scores, dtype=np.float64)  # a copy: exclusions are written into it
+    if exclude is not None and len(exclude):
+        scores[exclude] = -np.inf
+    best = best_k(scores[None, :], n)[0]
+    best = best[best >= 0]
+    return best, scores[best]
+
+
+def normalize_rows(matrix: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length; all-zero rows stay zero."""
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return np.divide(matrix, norms, out=np.zeros_like(matrix), where=norms > 0)
+
+
+def similar_item_scores(normalized_items: np.ndarray, item_index: int) -> np.ndarray:
+    """Cosine similarity of every item to *item_index* (rows already unit length)."""
+    return normalized_items @ normalized_items[item_index]
+
+
+def fold_in(
+    item_factors: np.ndarray,
+    gram: np.ndarray,
+    item_indices: np.ndarray,
+    values: np.ndarray,
+    regularization: float,
+    alpha: float = 1.0,
+) -> np.ndarray:
+    """Solve for the user vector that implicit ALS would give these interactions.
+
+    With confidences ``c_i = alpha * value_i`` (repeated items summed first),
+    this is the closed form of Hu, Koren & Volinsky as implicit computes it::
+
+        A = YᵀY + λI + Σ_i (|c_i| - 1) y_i y_iᵀ
+        b = Σ_{c_i > 0} c_i y_i
+        x = A⁻¹ b
+
+    A negative value is negative feedback: confidence |c_i| in preference 0.
+
+    Parameters
+    ----------
+    item_factors: (n_items, k) matrix Y.
+    gram: YᵀY, precomputed once per model.
+    item_indices, values: the interactions, as rows of Y and their strengths.
+    regularization: λ used in training.
+    alpha: confidence scaling used in training.
+    """
+    item_indices = np.asarray(item_indices, dtype=np.int64)
+    values = np.asarray(values, dtype=np.float64)
+    unique, inverse = np.unique(item_indices, return_inverse=True)
+    confidences = alpha * np.bincount(inverse, weights=values, minlength=unique.shape[0])
+    keep = confidences != 0
+    unique, confidences = unique[keep], confidences[keep]
+
+    factors = item_factors[unique].astype(np.float64)
+    k = item_factors.shape[1]
+    a = gram.astype(np.float64) + regularization * np.eye(k)
+    a += factors.T @ ((np.abs(confidences) - 1.0)[:, None] * factors)
+    positive = confidences > 0
+    b = factors[positive].T @ confidences[positive]
+    return np.linalg.solve(a, b)

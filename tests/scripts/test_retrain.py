@@ -1,0 +1,54 @@
+"""scripts/retrain.py: publishes, refuses with a margin, reports errors, on moto."""
+
+from __future__ import annotations
+
+from tests.support import load_script
+from tests.training.test_retrain import PNG_MAGIC, recent_grouped_events, write_events
+
+retrain_cli = load_script("retrain")
+
+
+def test_cli_publishes_then_refuses_with_a_margin(settings, resources, monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(retrain_cli, "settings_for_stage", lambda stage: settings)
+    write_events(resources, recent_grouped_events(n_users=40, n_items=30, per_user=8))
+    registry = resources.model_registry
+
+    code = retrain_cli.main(["--budget", "1", "--report-dir", str(tmp_path / "first")])
+
+    out = capsys.readouterr().out
+    version = registry.live_version()
+    assert code == 0, out
+    assert version is not None and f"PUBLISHED {version}:" in out
+    assert "(time split)" in out and f"retraining from {settings.events_table}" in out
+    assert (tmp_path / "first" / "report.md").is_file()
+    assert (tmp_path / "first" / "report.png").read_bytes().startswith(PNG_MAGIC)
+    stored_report = resources.s3.get_object(Bucket=settings.model_bucket,
+                                            Key=f"{settings.model_prefix}/{version}/report.md")
+    assert stored_report["Body"].read() == (tmp_path / "first" / "report.md").read_bytes()
+    assert registry.read_manifest(version)["metrics"]["candidate"]["ndcg@10"] > 0
+
+    code = retrain_cli.main(["--budget", "1", "--margin", "1", "--report-dir", str(tmp_path / "second")])
+
+    out = capsys.readouterr().out
+    assert code == 1, out
+    assert "NOT PUBLISHED" in out and "does not beat the live model by 1.0" in out
+    assert registry.live_version() == version
+    assert len(registry.list_versions()) == 1
+    assert "not published" in (tmp_path / "second" / "report.md").read_text()
+
+
+def test_cli_reports_an_empty_log_as_an_error(settings, monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(retrain_cli, "settings_for_stage", lambda stage: settings)
+
+    assert retrain_cli.main(["--budget", "1", "--report-dir", str(tmp_path)]) == 2
+    assert "no usable interaction" in capsys.readouterr().err
+
+
+def test_cli_reports_an_unreadable_export_as_an_error(settings, monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(retrain_cli, "settings_for_stage", lambda stage: settings)
+
+    code = retrain_cli.main(["--from-export", f"s3://{settings.model_bucket}/nothing-here",
+                             "--report-dir", str(tmp_path)])
+
+    assert code == 2
+    assert "error: no DynamoDB export at s3://" in capsys.readouterr().err

@@ -1,0 +1,280 @@
+"""What tests share besides fixtures: the tiny model, an app client, and every fake.
+
+The fakes never replace our own storage code: they sit between it and a real
+client or connection (to an emulator on 127.0.0.1) and inject AWS's failures.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import socket
+import threading
+from collections import Counter
+from pathlib import Path
+from typing import Any, Iterator
+
+import boto3
+import numpy as np
+from botocore.config import Config
+from botocore.exceptions import ClientError
+from pynamodb.exceptions import GetError, PutError
+
+from chalicelib.config import Settings, environment_of
+from chalicelib.models.artifact import ModelArtifact, make_artifact
+from chalicelib.resources import reset_app_resources
+from local_aws.stack import free_port
+
+JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+# --- the tiny model ---------------------------------------------------------------------------------
+
+
+def tiny_artifact(**overrides: object) -> ModelArtifact:
+    """A hand-checkable model: 3 users, 4 items, 2 factors.
+
+    Item factors (rows i0..i3): (1,0), (0,1), (1,1), (2,0).
+    User u0 = (1,0) saw i3; u1 = (0,1) saw nothing; u2 = (1,1) saw i0 and i2.
+    Popularity i0..i3 = 5, 1, 3, 2; regularization 0.1, alpha 1.
+    """
+    fields: dict[str, object] = dict(
+        item_factors=np.array([[1, 0], [0, 1], [1, 1], [2, 0]], dtype=np.float32),
+        user_factors=np.array([[1, 0], [0, 1], [1, 1]], dtype=np.float32),
+        user_ids=["u0", "u1", "u2"],
+        item_ids=["i0", "i1", "i2", "i3"],
+        item_popularity=np.array([5, 1, 3, 2], dtype=np.float32),
+        seen_indptr=np.array([0, 1, 1, 3]),
+        seen_indices=np.array([3, 0, 2]),
+        algorithm="test",
+        hyperparameters={"regularization": 0.1, "alpha": 1.0},
+        training_cutoff="2026-01-01T00:00:00+00:00",
+    )
+    fields.update(overrides)
+    return make_artifact(**fields)  # type: ignore[arg-type]
+
+
+def publish_versions(registry: Any, make_artifact: Any, count: int, **overrides: Any) -> list[str]:
+    """Publish *count* versions and make the newest live; their ids, oldest first.
+
+    Versions published within one second are ordered by their random suffix,
+    not by publish order, so the tests use the ids' sort order throughout.
+    """
+    versions = sorted(registry.publish(make_artifact(**overrides), make_live=False) for _ in range(count))
+    registry.set_live(versions[-1])
+    return versions
+
+
+def put_model_object(resources: Any, key: str, body: bytes) -> None:
+    """Write *body* at *key* under the model prefix, behind the registry's back."""
+    settings = resources.settings
+    resources.s3.put_object(Bucket=settings.model_bucket, Key=f"{settings.model_prefix}/{key}", Body=body)
+
+
+def load_script(name: str) -> Any:
+    """``scripts/<name>.py`` as a module, so its ``main`` can be called in-process."""
+    path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"{name}_cli", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# --- the app ---------------------------------------------------------------------------------------
+
+
+def write_stage_config(project_dir: Path, stage: str, settings: Settings) -> None:
+    """A ``.chalice/config.json`` whose *stage* points at *settings*' resources."""
+    env = environment_of(settings)
+    config = {"version": "2.0", "app_name": "recommender-api", "stages": {stage: {"environment_variables": env}}}
+    (project_dir / ".chalice").mkdir(parents=True, exist_ok=True)
+    (project_dir / ".chalice" / "config.json").write_text(json.dumps(config))
+
+
+@contextlib.contextmanager
+def client_for(settings: Settings, project_dir: Path) -> Iterator[Any]:
+    """A ``chalice.test.Client`` for the app, configured through a stage file for *settings*.
+
+    The app's resources are dropped before and after, so it reads these settings afresh.
+    """
+    from chalice.test import Client
+
+    import app
+
+    write_stage_config(project_dir, "test", settings)
+    reset_app_resources()
+    try:
+        with Client(app.app, stage_name="test", project_dir=str(project_dir)) as client:
+            yield client
+    finally:
+        reset_app_resources()
+
+
+# --- S3 --------------------------------------------------------------------------------------------
+
+
+class FakeClock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class S3Proxy:
+    """Forwards to a real boto3 S3 client and counts ``get_object`` keys; the target can be swapped."""
+
+    def __init__(self, target: Any) -> None:
+        self.target = target
+        self.gets: Counter[str] = Counter()
+
+    def get_object(self, **kwargs: Any) -> Any:
+        self.gets[kwargs["Key"]] += 1
+        return self.target.get_object(**kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.target, name)
+
+
+class RecordingS3:
+    """A real S3 client that records, for each put, the keys already in the bucket."""
+
+    def __init__(self, client: Any, bucket: str) -> None:
+        self._client = client
+        self._bucket = bucket
+        self.puts: list[tuple[str, set[str]]] = []
+
+    def keys(self) -> set[str]:
+        listing = self._client.list_objects_v2(Bucket=self._bucket)
+        return {entry["Key"] for entry in listing.get("Contents", [])}
+
+    def put_object(self, **kwargs: Any) -> Any:
+        self.puts.append((kwargs["Key"], self.keys()))
+        return self._client.put_object(**kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+
+def unreachable_s3_client() -> Any:
+    """An S3 client whose endpoint nothing listens on; fails fast, no retries."""
+    return boto3.session.Session().client(
+        "s3", region_name="us-east-1", endpoint_url=f"http://127.0.0.1:{free_port()}",
+        config=Config(connect_timeout=0.5, read_timeout=0.5, retries={"max_attempts": 1, "mode": "standard"}),
+    )
+
+
+# --- DynamoDB --------------------------------------------------------------------------------------
+
+
+def _throttling(error_type: type[Exception], operation: str) -> Exception:
+    code = {"Code": "ProvisionedThroughputExceededException", "Message": "injected"}
+    return error_type("injected throttling", ClientError({"Error": code}, operation))
+
+
+class FlakyTable:
+    """A real pynamodb table connection with DynamoDB's partial failures scripted in.
+
+    ``writes`` / ``reads``: one fault per batch call, in order; later calls
+    pass through untouched. A fault is
+
+    * ``"throttle"``: the call raises ProvisionedThroughputExceededException, nothing done;
+    * ``"half"``: the first half of the requests is done, the rest comes back unprocessed;
+    * ``"first"``: only the first request is done, the rest comes back unprocessed.
+
+    Puts of events in ``never_store`` always come back unprocessed. Every
+    write call's size and every write request really sent are recorded.
+    """
+
+    def __init__(self, real: Any, *, writes: list[str] = (), reads: list[str] = (), never_store: set[str] = ()):
+        self._real = real
+        self.table_name = real.table_name
+        self._faults = {"write": list(writes), "read": list(reads)}
+        self._never_store = set(never_store)
+        self._lock = threading.Lock()
+        self.write_calls: list[int] = []
+        self.forwarded: list[dict] = []
+
+    @property
+    def faults_left(self) -> int:
+        return sum(map(len, self._faults.values()))
+
+    def _next_fault(self, kind: str) -> str | None:
+        with self._lock:
+            return self._faults[kind].pop(0) if self._faults[kind] else None
+
+    @staticmethod
+    def _split(requests: list, fault: str | None) -> tuple[list, list]:
+        """(done, held back) for *fault*."""
+        if fault == "half":
+            return requests[:len(requests) // 2], requests[len(requests) // 2:]
+        if fault == "first":
+            return requests[:1], requests[1:]
+        return requests, []
+
+    def batch_write_item(self, put_items: list | None = None, delete_items: list | None = None) -> dict:
+        requests = list(put_items or delete_items)
+        with self._lock:
+            self.write_calls.append(len(requests))
+        fault = self._next_fault("write")
+        if fault == "throttle":
+            raise _throttling(PutError, "BatchWriteItem")
+        never = [item for item in requests if put_items and item.get("event_id", {}).get("S") in self._never_store]
+        send, held = self._split([item for item in requests if item not in never], fault)
+        held += never
+        argument, request_name, payload_name = (
+            ("put_items", "PutRequest", "Item") if put_items else ("delete_items", "DeleteRequest", "Key"))
+        response = self._real.batch_write_item(**{argument: send}) if send else {}
+        with self._lock:
+            self.forwarded.extend(send)
+        unprocessed = response.get("UnprocessedItems", {}).get(self.table_name, [])
+        unprocessed += [{request_name: {payload_name: item}} for item in held]
+        return {"UnprocessedItems": {self.table_name: unprocessed} if unprocessed else {}}
+
+    def batch_get_item(self, keys: list, consistent_read: bool | None = None,
+                       attributes_to_get: list | None = None) -> dict:
+        fault = self._next_fault("read")
+        if fault == "throttle":
+            raise _throttling(GetError, "BatchGetItem")
+        ask, held = self._split(list(keys), fault)
+        response = self._real.batch_get_item(ask, consistent_read=consistent_read,
+                                             attributes_to_get=attributes_to_get) if ask else {}
+        held += response.get("UnprocessedKeys", {}).get(self.table_name, {}).get("Keys", [])
+        answer = {"Responses": {self.table_name: response.get("Responses", {}).get(self.table_name, [])}}
+        if held:
+            answer["UnprocessedKeys"] = {self.table_name: {"Keys": held}}
+        return answer
+
+
+def closed_port_url() -> str:
+    """The URL of a port on 127.0.0.1 that refuses connections."""
+    return f"http://127.0.0.1:{free_port()}"
+
+
+@contextlib.contextmanager
+def silent_endpoint() -> Iterator[tuple[str, list[socket.socket]]]:
+    """An endpoint on 127.0.0.1 that accepts connections and never answers; yields (url, connections)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.05)
+    stop, held = threading.Event(), []
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except (TimeoutError, socket.timeout):
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}", held
+    finally:
+        stop.set()
+        thread.join(timeout=2)
+        for connection in held:
+            connection.close()
+        listener.close()
