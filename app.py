@@ -1,4 +1,8 @@
-"""The Chalice app of the recommendation API: wiring only, routes live in chalicelib/api blueprints."""
+"""The Chalice app of the recommendation API: wiring only, routes live in chalicelib/api blueprints.
+
+CORS is not Chalice's (which would answer every origin): the blueprints
+answer the origins each publishable key allows.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,5 @@ from chalicelib.api import events, recommendations
 from chalicelib.config import APP_NAME
 
 app = Chalice(app_name=APP_NAME)
-# Websites call the API from browsers on their own origin.
-app.api.cors = True
 app.register_blueprint(recommendations.blueprint)
 app.register_blueprint(events.blueprint)

@@ -21,6 +21,15 @@ CHALICE_CONFIG = PROJECT_DIR / ".chalice" / "config.json"
 
 APP_NAME = "recommender-api"
 
+PUBLISHABLE = "publishable"
+SECRET = "secret"
+_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
+ORIGIN_PATTERN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
+_SECRET_ARN_PATTERN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:.+$")
+#: The shortest user-token signing secret accepted (HMAC-SHA256 wants 32 bytes of key).
+MIN_SIGNING_SECRET_LENGTH = 32
+
 #: Event types and their weights when none are configured: stronger signals weigh more;
 #: a dislike is negative feedback. A MovieLens rating counts as one interaction.
 DEFAULT_EVENT_WEIGHTS = {
@@ -33,6 +42,25 @@ DEFAULT_EVENT_WEIGHTS = {
     "rating": 1.0,
 }
 _EVENT_TYPE_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+
+
+@dataclass(frozen=True)
+class ApiKeyConfig:
+    """An API key as configured: its id (safe to log), kind, sha256 and, if publishable, allowed origins."""
+
+    key_id: str
+    kind: str
+    sha256: str
+    origins: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class SigningSecretConfig:
+    """A user-token signing secret: inline (``value``) or by reference (``secret_arn`` in Secrets Manager)."""
+
+    secret_id: str
+    value: str | None = None
+    secret_arn: str | None = None
 
 
 @dataclass(frozen=True)
@@ -58,6 +86,14 @@ class Settings:
     event_max_future_seconds: int = 300
     event_write_attempts: int = 8
     event_retry_base_seconds: float = 0.05
+    publishable_keys: tuple[ApiKeyConfig, ...] = ()
+    secret_keys: tuple[ApiKeyConfig, ...] = ()
+    user_token_secrets: tuple[SigningSecretConfig, ...] = ()
+    user_token_max_ttl_seconds: int = 30 * 86400
+    event_rate_key_per_second: float = 100.0
+    event_rate_key_burst: int = 1000
+    event_rate_user_per_second: float = 5.0
+    event_rate_user_burst: int = 100
 
     @property
     def event_weight_map(self) -> dict[str, float]:
@@ -123,6 +159,73 @@ def _event_weights(env: Mapping[str, str]) -> tuple[tuple[str, float], ...]:
     return tuple(checked)
 
 
+def _json_list(env: Mapping[str, str], name: str) -> list:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return []
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a JSON list: {exc}") from None
+    if not isinstance(value, list) or not all(isinstance(entry, dict) for entry in value):
+        raise ConfigError(f"{name} must be a JSON list of objects")
+    return value
+
+
+def _entry_id(name: str, entry: dict, position: int) -> str:
+    entry_id = entry.get("id")
+    if not isinstance(entry_id, str) or not _ID_PATTERN.match(entry_id):
+        raise ConfigError(f"{name}[{position}].id must be 1 to 64 letters, digits or '._-', got {entry_id!r}")
+    return entry_id
+
+
+def _api_keys(env: Mapping[str, str], name: str, kind: str) -> tuple[ApiKeyConfig, ...]:
+    keys = []
+    for position, entry in enumerate(_json_list(env, name)):
+        allowed = {"id", "sha256", "origins"} if kind == PUBLISHABLE else {"id", "sha256"}
+        unknown = sorted(set(entry) - allowed)
+        if unknown:
+            raise ConfigError(f"{name}[{position}] has unknown field {unknown[0]!r} (fields: {', '.join(sorted(allowed))})")
+        sha256 = entry.get("sha256")
+        if not isinstance(sha256, str) or not _SHA256_PATTERN.match(sha256):
+            raise ConfigError(f"{name}[{position}].sha256 must be the key's sha256 in lowercase hex "
+                              "(scripts/keys.py prints it); keys themselves are never configured")
+        origins = entry.get("origins", [])
+        if kind == PUBLISHABLE:
+            if not isinstance(origins, list) or not origins or not all(
+                    isinstance(origin, str) and ORIGIN_PATTERN.match(origin) for origin in origins):
+                raise ConfigError(f"{name}[{position}].origins must list the web origins allowed to use the key, "
+                                  "like \"https://shop.example\" (scheme and host, optional port, no path)")
+        keys.append(ApiKeyConfig(_entry_id(name, entry, position), kind, sha256, frozenset(origins)))
+    return tuple(keys)
+
+
+def _signing_secrets(env: Mapping[str, str]) -> tuple[SigningSecretConfig, ...]:
+    name = "USER_TOKEN_SECRETS"
+    secrets = []
+    for position, entry in enumerate(_json_list(env, name)):
+        unknown = sorted(set(entry) - {"id", "value", "secret_arn"})
+        if unknown:
+            raise ConfigError(f"{name}[{position}] has unknown field {unknown[0]!r} (fields: id, value, secret_arn)")
+        value, arn = entry.get("value"), entry.get("secret_arn")
+        if (value is None) == (arn is None):
+            raise ConfigError(f"{name}[{position}] needs exactly one of value (inline) and secret_arn (Secrets Manager)")
+        if value is not None and (not isinstance(value, str) or len(value) < MIN_SIGNING_SECRET_LENGTH):
+            raise ConfigError(f"{name}[{position}].value must be a string of at least {MIN_SIGNING_SECRET_LENGTH} "
+                              "characters")
+        if arn is not None and (not isinstance(arn, str) or not _SECRET_ARN_PATTERN.match(arn)):
+            raise ConfigError(f"{name}[{position}].secret_arn must be a Secrets Manager secret ARN, got {arn!r}")
+        secrets.append(SigningSecretConfig(_entry_id(name, entry, position), value, arn))
+    return tuple(secrets)
+
+
+def _positive_float(env: Mapping[str, str], name: str, default: str) -> float:
+    value = _non_negative_float(env, name, default)
+    if value > 1e6:
+        raise ConfigError(f"{name} must be at most 1e6, got {value}")
+    return value
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Validate the environment into :class:`Settings`.
 
@@ -141,6 +244,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     log_level = env.get("LOG_LEVEL", "INFO").strip().upper()
     if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise ConfigError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {log_level!r}")
+    publishable = _api_keys(env, "PUBLISHABLE_KEYS", PUBLISHABLE)
+    secret = _api_keys(env, "SECRET_KEYS", SECRET)
+    signing = _signing_secrets(env)
+    for what, ids in (("key", [key.key_id for key in publishable + secret]),
+                      ("user-token secret", [entry.secret_id for entry in signing])):
+        repeated = sorted({one for one in ids if ids.count(one) > 1})
+        if repeated:
+            raise ConfigError(f"{what} id {repeated[0]!r} is configured twice; ids must be unique")
     return Settings(
         model_bucket=_text(env, "MODEL_BUCKET"),
         model_prefix=prefix,
@@ -158,6 +269,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         event_max_future_seconds=_int_in_range(env, "EVENT_MAX_FUTURE_SECONDS", 300, 0, 86400),
         event_write_attempts=_int_in_range(env, "EVENT_WRITE_ATTEMPTS", 8, 1, 50),
         event_retry_base_seconds=_non_negative_float(env, "EVENT_RETRY_BASE_SECONDS", "0.05"),
+        publishable_keys=publishable,
+        secret_keys=secret,
+        user_token_secrets=signing,
+        user_token_max_ttl_seconds=_int_in_range(env, "USER_TOKEN_MAX_TTL_SECONDS", 30 * 86400, 60, 365 * 86400),
+        event_rate_key_per_second=_positive_float(env, "EVENT_RATE_KEY_PER_SECOND", "100"),
+        event_rate_key_burst=_int_in_range(env, "EVENT_RATE_KEY_BURST", 1000, 1, 1_000_000),
+        event_rate_user_per_second=_positive_float(env, "EVENT_RATE_USER_PER_SECOND", "5"),
+        event_rate_user_burst=_int_in_range(env, "EVENT_RATE_USER_BURST", 100, 1, 1_000_000),
     )
 
 
@@ -180,6 +299,19 @@ def environment_of(settings: Settings) -> dict[str, str]:
         "EVENT_MAX_FUTURE_SECONDS": str(settings.event_max_future_seconds),
         "EVENT_WRITE_ATTEMPTS": str(settings.event_write_attempts),
         "EVENT_RETRY_BASE_SECONDS": repr(settings.event_retry_base_seconds),
+        "PUBLISHABLE_KEYS": json.dumps([{"id": key.key_id, "sha256": key.sha256, "origins": sorted(key.origins)}
+                                        for key in settings.publishable_keys]),
+        "SECRET_KEYS": json.dumps([{"id": key.key_id, "sha256": key.sha256} for key in settings.secret_keys]),
+        "USER_TOKEN_SECRETS": json.dumps([
+            {"id": entry.secret_id, **({"value": entry.value} if entry.value is not None else
+                                       {"secret_arn": entry.secret_arn})}
+            for entry in settings.user_token_secrets
+        ]),
+        "USER_TOKEN_MAX_TTL_SECONDS": str(settings.user_token_max_ttl_seconds),
+        "EVENT_RATE_KEY_PER_SECOND": repr(settings.event_rate_key_per_second),
+        "EVENT_RATE_KEY_BURST": str(settings.event_rate_key_burst),
+        "EVENT_RATE_USER_PER_SECOND": repr(settings.event_rate_user_per_second),
+        "EVENT_RATE_USER_BURST": str(settings.event_rate_user_burst),
     }
 
 

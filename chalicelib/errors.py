@@ -16,6 +16,8 @@ class RecommenderError(Exception):
     code = "error"
     #: Extra fields for the JSON error body.
     details: dict[str, Any] = {}
+    #: Extra HTTP headers of the answer (e.g. Retry-After).
+    headers: dict[str, str] = {}
 
 
 class ConfigError(RecommenderError):
@@ -78,6 +80,71 @@ class EventsNotStored(RecommenderError):
         self.details = details
 
 
+class MissingApiKey(RecommenderError):
+    """The request carries no API key (``x-api-key``) and the route needs one."""
+
+    code = "missing_api_key"
+
+
+class AccessDenied(RecommenderError):
+    """The caller is known or named, but may not do this: each subclass says why."""
+
+    code = "access_denied"
+
+
+class InvalidApiKey(AccessDenied):
+    """The API key is not one the stage knows (wrong, revoked, or of another stage)."""
+
+    code = "invalid_api_key"
+
+
+class OriginNotAllowed(AccessDenied):
+    """A browser page on an origin the publishable key does not list."""
+
+    code = "origin_not_allowed"
+
+
+class KeyNotAllowed(AccessDenied):
+    """The route needs a secret key; a publishable one was sent."""
+
+    code = "key_not_allowed"
+
+
+class UserTokenRequired(AccessDenied):
+    """A per-user route called with a publishable key but no user token (``x-user-token``)."""
+
+    code = "user_token_required"
+
+
+class InvalidUserToken(AccessDenied):
+    """The user token is malformed, badly signed, or signed with an unknown secret."""
+
+    code = "invalid_user_token"
+
+
+class ExpiredUserToken(AccessDenied):
+    """The user token's expiry has passed."""
+
+    code = "expired_user_token"
+
+
+class TokenUserMismatch(AccessDenied):
+    """The user token is another user's than the one the request is for."""
+
+    code = "token_user_mismatch"
+
+
+class RateLimited(RecommenderError):
+    """Too many events for a key or a user; retry after the seconds given."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.details = {"retry_after_seconds": retry_after}
+        self.headers = {"Retry-After": str(retry_after)}
+
+
 class TrainingError(RecommenderError):
     """Training cannot go on with the data or options it was given.
 
@@ -105,6 +172,9 @@ class InvalidTrainingOptions(TrainingError):
 
 
 _HTTP_STATUS: dict[type[RecommenderError], int] = {
+    MissingApiKey: 401,
+    AccessDenied: 403,
+    RateLimited: 429,
     PayloadTooLarge: 413,
     InvalidRequest: 400,
     ItemNotFound: 404,
@@ -134,6 +204,6 @@ def error_body(error: RecommenderError) -> dict[str, Any]:
     return body
 
 
-def error_response(error: RecommenderError) -> tuple[int, dict[str, Any]]:
-    """Status code and JSON body for *error*."""
-    return http_status(error), error_body(error)
+def error_response(error: RecommenderError) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """Status code, JSON body and extra headers for *error*."""
+    return http_status(error), error_body(error), dict(error.headers)

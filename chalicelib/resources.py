@@ -19,6 +19,11 @@ import boto3
 from botocore.config import Config
 from pynamodb.connection import TableConnection
 
+from chalicelib.access.control import AccessControl
+from chalicelib.access.keys import KeyRing
+from chalicelib.access.rate_limit import RateLimiter
+from chalicelib.access.signing_secrets import SigningSecrets
+from chalicelib.access.tokens import UserTokens
 from chalicelib.config import APP_NAME, Settings, load_settings
 from chalicelib.eventlog.batch_writer import BatchWriter
 from chalicelib.eventlog.item import EventRecord, ensure_table, event_model, table_connection
@@ -31,7 +36,7 @@ from chalicelib.serving.personalizer import Personalizer
 
 # Short timeouts and botocore's standard retry mode (exponential backoff with
 # jitter): a request should fail fast rather than hang the Lambda.
-_S3_CLIENT_CONFIG = Config(
+_CLIENT_CONFIG = Config(
     connect_timeout=2,
     read_timeout=10,
     retries={"max_attempts": 4, "mode": "standard"},
@@ -113,6 +118,25 @@ class Resources:
         config = self.settings
         return Personalizer(self.live_model, self.event_log, config.event_weight_map, config.realtime_events)
 
+    @functools.cached_property
+    def user_tokens(self) -> UserTokens:
+        """Makes and verifies user tokens with the stage's signing secrets (Secrets Manager when referenced)."""
+        config = self.settings
+        referenced = any(entry.secret_arn for entry in config.user_token_secrets)
+        client = _secrets_manager_client(config.region) if referenced else None
+        return UserTokens(SigningSecrets(config.user_token_secrets, client), config.user_token_max_ttl_seconds)
+
+    @functools.cached_property
+    def access(self) -> AccessControl:
+        """Who may call which route: the stage's keys, user tokens and event rate limits."""
+        config = self.settings
+        return AccessControl(
+            KeyRing(config.publishable_keys + config.secret_keys),
+            self.user_tokens,
+            RateLimiter(config.event_rate_key_per_second, config.event_rate_key_burst, "key"),
+            RateLimiter(config.event_rate_user_per_second, config.event_rate_user_burst, "user"),
+        )
+
     def provision(self) -> None:
         """Create the bucket and the event table (with its time index) if they are missing."""
         self.model_registry.ensure_bucket(self.settings.region)
@@ -123,7 +147,12 @@ class Resources:
 def _s3_client(region: str, endpoint_url: str | None) -> Any:
     # boto3 clients are thread-safe; a new session per client keeps credentials resolution independent.
     return boto3.session.Session().client("s3", region_name=region, endpoint_url=endpoint_url,
-                                          config=_S3_CLIENT_CONFIG)
+                                          config=_CLIENT_CONFIG)
+
+
+@functools.cache
+def _secrets_manager_client(region: str) -> Any:
+    return boto3.session.Session().client("secretsmanager", region_name=region, config=_CLIENT_CONFIG)
 
 
 @functools.cache

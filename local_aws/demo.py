@@ -23,7 +23,9 @@ from urllib.parse import urlparse
 
 from tqdm import tqdm
 
+from chalicelib.access.control import Access
 from chalicelib.config import PROJECT_DIR, settings_for_stage
+from chalicelib.errors import RecommenderError
 from chalicelib.eventlog.formats import count_lines
 from chalicelib.eventlog.importer import import_file
 from chalicelib.resources import Resources
@@ -42,6 +44,12 @@ from local_aws.stack import (
 
 STAGE = "local"
 API_PORT = 8000
+#: The local stage's keys: .chalice/config.json holds only their hashes. Never use them elsewhere.
+DEMO_PUBLISHABLE_KEY = "pk_demo_local_only_3mV8qT2xN7rB5wK9cY4hZp"
+DEMO_SECRET_KEY = "sk_demo_local_only_Z6pL1sD8fG3jH5kQ9wE2vR"
+#: The user of README's examples, and how long the printed token lasts.
+DEMO_USER = "196"
+DEMO_TOKEN_SECONDS = 86400
 DEMO_DIR = PROJECT_DIR / ".demo"
 RUN_FILE = DEMO_DIR / "run.json"
 IMPORT_MARKER = DEMO_DIR / "dynamodb" / "sample-imported.txt"
@@ -144,6 +152,25 @@ def ensure_model(resources: Resources, params: AlsParameters | None = None) -> s
     return version
 
 
+def print_keys(resources: Resources) -> None:
+    """Show the demo's keys and a user token, the way README's examples use them."""
+    access = resources.access
+    for key in (DEMO_PUBLISHABLE_KEY, DEMO_SECRET_KEY):
+        try:
+            access.authorize(Access.ANY_KEY, key, None, None)
+        except RecommenderError:
+            say(f"warning: {key[:8]}... is not a key of the {STAGE} stage in .chalice/config.json; "
+                "README's examples will be refused")
+    token = resources.user_tokens.sign(DEMO_USER, DEMO_TOKEN_SECONDS)
+    origins = ", ".join(sorted(resources.access.allowed_origins))
+    say("keys of the local stage (for this machine only):")
+    print(f"    publishable key  {DEMO_PUBLISHABLE_KEY}  (pages on {origins})", flush=True)
+    print(f"    secret key       {DEMO_SECRET_KEY}", flush=True)
+    print(f"    user token of user {DEMO_USER} (24 h)  {token}", flush=True)
+    say("in a shell, as README's examples expect:")
+    print(f"    export PK={DEMO_PUBLISHABLE_KEY} SK={DEMO_SECRET_KEY} TOKEN={token}", flush=True)
+
+
 def main() -> int:
     settings = settings_for_stage(STAGE)
     s3_port, dynamodb_port = _port_of(settings.s3_endpoint_url), _port_of(settings.dynamodb_endpoint_url)
@@ -194,7 +221,9 @@ def main() -> int:
         record_run(processes)
         wait_until_listening(API_PORT, timeout=60, process=chalice)
         say(f"API on http://{HOST}:{API_PORT}  (Ctrl-C stops everything)")
-        say(f"try: curl 'http://{HOST}:{API_PORT}/users/196/recommendations?n=5'")
+        print_keys(resources)
+        say(f"try: curl -H \"x-api-key: $PK\" -H \"x-user-token: $TOKEN\" "
+            f"'http://{HOST}:{API_PORT}/users/{DEMO_USER}/recommendations?n=5'")
         return chalice.wait()
     except KeyboardInterrupt:
         say("stopping")

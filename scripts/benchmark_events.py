@@ -34,7 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     from chalice.test import Client
 
     import app
-    from chalicelib.config import environment_of, load_settings
+    from chalicelib.access.keys import hash_key, new_key
+    from chalicelib.config import SECRET, environment_of, load_settings
     from chalicelib.eventlog.item import Event, EventRecord
     from chalicelib.resources import Resources, reset_app_resources
     from chalicelib.training.train import train_sample_model
@@ -46,10 +47,13 @@ def main(argv: list[str] | None = None) -> int:
     dynamodb = DynaliteServer().start() if reason is None else moto
     engine = "dynalite" if reason is None else f"moto ({reason})"
     try:
+        secret_key = new_key(SECRET)
         base = load_settings({
             "MODEL_BUCKET": "bench-models", "EVENTS_TABLE": "bench-events-api", "S3_ENDPOINT_URL": moto.url,
             "DYNAMODB_ENDPOINT_URL": dynamodb.url, "LOG_LEVEL": "WARNING", "MODEL_REFRESH_SECONDS": "600",
+            "SECRET_KEYS": json.dumps([{"id": "bench", "sha256": hash_key(secret_key)}]),
         })
+        key_header = {"x-api-key": secret_key}
         Resources(base).provision()
         artifact = train_sample_model()
         Resources(base).model_registry.publish(artifact)
@@ -80,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
                 bodies = [json.dumps({"events": batch(offset)}) for offset in range(0, args.events, 100)]
                 started = time.perf_counter()
                 for body in bodies:
-                    response = client.http.post("/events", body=body, headers={"Content-Type": "application/json"})
+                    response = client.http.post("/events", body=body,
+                                                headers={"Content-Type": "application/json", **key_header})
                     assert response.status_code == 202, response.body
                 api_rate = args.events / (time.perf_counter() - started)
 
@@ -106,12 +111,12 @@ def main(argv: list[str] | None = None) -> int:
             for mode, settings in (("real-time (Query of 50 latest events)", base),
                                    ("model only (REALTIME_EVENTS=0)", replace(base, realtime_events=0))):
                 with client_for(settings) as client:
-                    client.http.get(f"/users/{users[0]}/recommendations")  # load the model
+                    client.http.get(f"/users/{users[0]}/recommendations", headers=key_header)  # load the model
                     samples = []
                     for _ in range(args.requests):
                         user = users[rng.integers(len(users))]
                         started = time.perf_counter()
-                        response = client.http.get(f"/users/{user}/recommendations?n=10")
+                        response = client.http.get(f"/users/{user}/recommendations?n=10", headers=key_header)
                         samples.append((time.perf_counter() - started) * 1000)
                         assert response.status_code == 200, response.body
                     timings[mode] = samples

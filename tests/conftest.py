@@ -20,7 +20,7 @@ from chalicelib.models.artifact import ModelArtifact
 from chalicelib.models.registry import ModelRegistry
 from chalicelib.resources import Resources, reset_app_resources
 from local_aws.stack import FAKE_CREDENTIALS, DynaliteServer, MotoServer, dynalite_unavailable_reason
-from tests.support import client_for, tiny_artifact
+from tests.support import TEST_KEYS, client_for, tiny_artifact
 
 DYNAMODB_ENGINES = ["dynalite", "moto"]
 
@@ -94,6 +94,7 @@ def settings(moto_server: MotoServer) -> Settings:
         model_refresh_seconds=0.0,
         log_level="INFO",
         event_retry_base_seconds=0.001,
+        **TEST_KEYS,
     )
     Resources(config).provision()
     return config

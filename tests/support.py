@@ -13,6 +13,7 @@ import socket
 import threading
 from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Iterator
 
 import boto3
@@ -21,12 +22,43 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from pynamodb.exceptions import GetError, PutError
 
-from chalicelib.config import Settings, environment_of
+from chalicelib.access.keys import hash_key
+from chalicelib.access.tokens import make_user_token
+from chalicelib.config import PUBLISHABLE, SECRET, ApiKeyConfig, Settings, SigningSecretConfig, environment_of
 from chalicelib.models.artifact import ModelArtifact, make_artifact
 from chalicelib.resources import reset_app_resources
 from local_aws.stack import free_port
 
 JSON_HEADERS = {"Content-Type": "application/json"}
+
+# --- keys and tokens of the test stage --------------------------------------------------------------
+
+PUBLISHABLE_KEY = "pk_test_publishable_0123456789abcdefghijklmnop"
+SECRET_KEY = "sk_test_secret_0123456789abcdefghijklmnopqrstu"
+SIGNING_SECRET = "test-signing-secret-0123456789-abcdefghij"
+SHOP_ORIGIN = "https://shop.example"
+TEST_KEYS = {
+    "publishable_keys": (ApiKeyConfig("test-web", PUBLISHABLE, hash_key(PUBLISHABLE_KEY), frozenset({SHOP_ORIGIN})),),
+    "secret_keys": (ApiKeyConfig("test-server", SECRET, hash_key(SECRET_KEY)),),
+    "user_token_secrets": (SigningSecretConfig("test-2026", value=SIGNING_SECRET),),
+}
+#: What tests send unless they say otherwise: the secret key may act for any user.
+SECRET_HEADERS = {"x-api-key": SECRET_KEY}
+
+
+def user_token(user_id: str, ttl_seconds: int = 3600, now: float | None = None) -> str:
+    """A token of the test stage vouching for *user_id*."""
+    return make_user_token(user_id, SIGNING_SECRET, "test-2026", ttl_seconds, now)
+
+
+def as_visitor(user_id: str | None = None, origin: str | None = SHOP_ORIGIN) -> dict[str, str | None]:
+    """Headers of a page on *origin* with the publishable key (and *user_id*'s token)."""
+    headers: dict[str, str | None] = {"x-api-key": PUBLISHABLE_KEY}
+    if origin is not None:
+        headers["origin"] = origin
+    if user_id is not None:
+        headers["x-user-token"] = user_token(user_id)
+    return headers
 
 
 # --- the tiny model ---------------------------------------------------------------------------------
@@ -92,11 +124,42 @@ def write_stage_config(project_dir: Path, stage: str, settings: Settings) -> Non
     (project_dir / ".chalice" / "config.json").write_text(json.dumps(config))
 
 
+class HeadersByDefault:
+    """chalice's test HTTP client, sending *defaults* with every request.
+
+    A request's own headers win; one given as None is left out (``{"x-api-key": None}``).
+    """
+
+    def __init__(self, http: Any, defaults: dict[str, str]) -> None:
+        self._http = http
+        self._defaults = defaults
+
+    def request(self, method: str, path: str, headers: dict[str, str | None] | None = None,
+                body: bytes | str = b"") -> Any:
+        merged = {**self._defaults, **(headers or {})}
+        return self._http.request(method, path, headers={k: v for k, v in merged.items() if v is not None},
+                                  body=body)
+
+    def get(self, path: str, **kwargs: Any) -> Any:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> Any:
+        return self.request("POST", path, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> Any:
+        return self.request("DELETE", path, **kwargs)
+
+    def options(self, path: str, **kwargs: Any) -> Any:
+        return self.request("OPTIONS", path, **kwargs)
+
+
 @contextlib.contextmanager
-def client_for(settings: Settings, project_dir: Path) -> Iterator[Any]:
+def client_for(settings: Settings, project_dir: Path, headers: dict[str, str] | None = None) -> Iterator[Any]:
     """A ``chalice.test.Client`` for the app, configured through a stage file for *settings*.
 
-    The app's resources are dropped before and after, so it reads these settings afresh.
+    Its ``http`` sends *headers* with every request (by default the secret
+    key, which may call every route for any user). The app's resources are
+    dropped before and after, so it reads these settings afresh.
     """
     from chalice.test import Client
 
@@ -106,7 +169,7 @@ def client_for(settings: Settings, project_dir: Path) -> Iterator[Any]:
     reset_app_resources()
     try:
         with Client(app.app, stage_name="test", project_dir=str(project_dir)) as client:
-            yield client
+            yield SimpleNamespace(http=HeadersByDefault(client.http, SECRET_HEADERS if headers is None else headers))
     finally:
         reset_app_resources()
 
@@ -124,8 +187,8 @@ class FakeClock:
         return self.now
 
 
-class S3Proxy:
-    """Forwards to a real boto3 S3 client and counts ``get_object`` keys; the target can be swapped."""
+class ClientProxy:
+    """Forwards to a real boto3 client, which can be swapped, and counts S3 ``get_object`` keys."""
 
     def __init__(self, target: Any) -> None:
         self.target = target
@@ -159,12 +222,17 @@ class RecordingS3:
         return getattr(self._client, name)
 
 
-def unreachable_s3_client() -> Any:
-    """An S3 client whose endpoint nothing listens on; fails fast, no retries."""
+def unreachable_client(service: str) -> Any:
+    """A boto3 client of *service* whose endpoint nothing listens on; fails fast, no retries."""
     return boto3.session.Session().client(
-        "s3", region_name="us-east-1", endpoint_url=f"http://127.0.0.1:{free_port()}",
+        service, region_name="us-east-1", endpoint_url=f"http://127.0.0.1:{free_port()}",
         config=Config(connect_timeout=0.5, read_timeout=0.5, retries={"max_attempts": 1, "mode": "standard"}),
     )
+
+
+def unreachable_s3_client() -> Any:
+    """An S3 client whose endpoint nothing listens on; fails fast, no retries."""
+    return unreachable_client("s3")
 
 
 # --- DynamoDB --------------------------------------------------------------------------------------

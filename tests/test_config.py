@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from chalicelib.access.keys import hash_key
 from chalicelib.config import (
     CHALICE_CONFIG,
     PROJECT_DIR,
@@ -89,6 +90,66 @@ def test_missing_or_blank_required_variable_is_named(name, value):
 def test_malformed_variable_is_a_config_error_naming_it(name, value):
     with pytest.raises(ConfigError, match=name):
         load_settings(env(**{name: value}))
+
+
+SHA = "a" * 64
+GOOD_SECRET = "s" * 32
+ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:signing-AbCdEf"
+
+
+def test_keys_and_signing_secrets_are_read_by_id_hash_and_reference():
+    settings = load_settings(env(
+        PUBLISHABLE_KEYS=json.dumps([{"id": "web", "sha256": SHA, "origins": ["https://a.example", "http://b:8000"]}]),
+        SECRET_KEYS=json.dumps([{"id": "server-new", "sha256": "b" * 64}, {"id": "server-old", "sha256": "c" * 64}]),
+        USER_TOKEN_SECRETS=json.dumps([{"id": "k2", "secret_arn": ARN}, {"id": "k1", "value": GOOD_SECRET}]),
+        EVENT_RATE_USER_PER_SECOND="0.5", EVENT_RATE_USER_BURST="20",
+    ))
+
+    assert [(key.key_id, key.kind, key.origins) for key in settings.publishable_keys] == [
+        ("web", "publishable", {"https://a.example", "http://b:8000"})]
+    assert [key.key_id for key in settings.secret_keys] == ["server-new", "server-old"]  # two at once: rotation
+    assert [(entry.secret_id, entry.value, entry.secret_arn) for entry in settings.user_token_secrets] == [
+        ("k2", None, ARN), ("k1", GOOD_SECRET, None)]
+    assert (settings.event_rate_user_per_second, settings.event_rate_user_burst) == (0.5, 20)
+
+
+def test_without_keys_no_route_but_health_can_be_called():
+    settings = load_settings(MINIMAL_ENV)
+    assert settings.publishable_keys == settings.secret_keys == settings.user_token_secrets == ()
+
+
+@pytest.mark.parametrize("name, value, message", [
+    ("PUBLISHABLE_KEYS", "{}", "JSON list"),
+    ("PUBLISHABLE_KEYS", "[{", "JSON list"),
+    ("PUBLISHABLE_KEYS", json.dumps([{"id": "w", "sha256": SHA}]), "origins"),
+    ("PUBLISHABLE_KEYS", json.dumps([{"id": "w", "sha256": SHA, "origins": ["https://a.example/path"]}]), "origins"),
+    ("PUBLISHABLE_KEYS", json.dumps([{"id": "w", "sha256": SHA, "origins": ["*"]}]), "origins"),
+    ("PUBLISHABLE_KEYS", json.dumps([{"id": "w", "key": "pk_plain", "sha256": SHA, "origins": []}]), "unknown field"),
+    ("SECRET_KEYS", json.dumps([{"id": "s", "sha256": "pk_not_a_hash"}]), "sha256"),
+    ("SECRET_KEYS", json.dumps([{"id": "s", "sha256": SHA.upper()}]), "sha256"),
+    ("SECRET_KEYS", json.dumps([{"id": "has space", "sha256": SHA}]), "id"),
+    ("SECRET_KEYS", json.dumps([{"id": "s", "sha256": SHA}, {"id": "s", "sha256": "b" * 64}]), "twice"),
+    ("USER_TOKEN_SECRETS", json.dumps([{"id": "k", "value": "short"}]), "at least 32"),
+    ("USER_TOKEN_SECRETS", json.dumps([{"id": "k", "value": GOOD_SECRET, "secret_arn": ARN}]), "exactly one"),
+    ("USER_TOKEN_SECRETS", json.dumps([{"id": "k"}]), "exactly one"),
+    ("USER_TOKEN_SECRETS", json.dumps([{"id": "k", "secret_arn": "signing"}]), "ARN"),
+    ("USER_TOKEN_MAX_TTL_SECONDS", "10", "USER_TOKEN_MAX_TTL_SECONDS"),
+    ("EVENT_RATE_KEY_PER_SECOND", "-1", "EVENT_RATE_KEY_PER_SECOND"),
+    ("EVENT_RATE_USER_BURST", "0", "EVENT_RATE_USER_BURST"),
+])
+def test_malformed_access_settings_are_refused_saying_what_is_wrong(name, value, message):
+    with pytest.raises(ConfigError, match=message):
+        load_settings(env(**{name: value}))
+
+
+def test_the_local_stage_holds_only_hashes_of_its_demo_keys():
+    from local_aws.demo import DEMO_PUBLISHABLE_KEY, DEMO_SECRET_KEY
+
+    stage = stage_environment("local")
+    settings = load_settings(stage)
+    assert DEMO_PUBLISHABLE_KEY not in json.dumps(stage) and DEMO_SECRET_KEY not in json.dumps(stage)
+    assert {key.sha256 for key in settings.publishable_keys} == {hash_key(DEMO_PUBLISHABLE_KEY)}
+    assert {key.sha256 for key in settings.secret_keys} == {hash_key(DEMO_SECRET_KEY)}
 
 
 # --- the real .chalice/config.json ------------------------------------------------------------

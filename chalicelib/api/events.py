@@ -7,6 +7,7 @@ from typing import Any
 
 from chalice import Response
 
+from chalicelib.access.control import Access, Caller
 from chalicelib.api.routing import ApiBlueprint
 from chalicelib.api.validation import check_id, parse_event_batch
 from chalicelib.errors import EventsNotStored
@@ -17,15 +18,18 @@ from chalicelib.resources import app_resources
 blueprint = ApiBlueprint(__name__)
 
 
-@blueprint.route("/events", methods=["POST"])
-def post_events() -> Response:
+@blueprint.route("/events", access=Access.USER, methods=["POST"])
+def post_events(caller: Caller) -> Response:
     resources = app_resources()
     events = parse_event_batch(blueprint.current_request.raw_body, resources.event_rules, datetime.now(timezone.utc))
+    for event in events:
+        caller.require_user(event.user_id)
+    resources.access.spend_events(caller, [event.user_id for event in events])
     return Response(body=record_events(resources.event_log, events), status_code=202)
 
 
-@blueprint.route("/users/{user_id}", methods=["DELETE"])
-def delete_user(user_id: str) -> dict[str, Any]:
+@blueprint.route("/users/{user_id}", access=Access.SECRET, methods=["DELETE"])
+def delete_user(caller: Caller, user_id: str) -> dict[str, Any]:
     return erase_user(app_resources().event_log, check_id(user_id, "user_id"))
 
 

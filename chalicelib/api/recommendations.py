@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from chalice import Response
+
+from chalicelib.access.control import Access, Caller
 from chalicelib.api.routing import ApiBlueprint
 from chalicelib.api.validation import check_id, parse_count_query, parse_session_request
 from chalicelib.resources import app_resources
@@ -11,32 +14,34 @@ from chalicelib.resources import app_resources
 blueprint = ApiBlueprint(__name__)
 
 
-@blueprint.route("/health")
-def health() -> dict[str, Any]:
-    return app_resources().live_model.health()
+@blueprint.route("/health", access=Access.PUBLIC)
+def health(caller: Caller) -> Response:
+    status, body = app_resources().live_model.health(details=caller.is_secret)
+    return Response(body=body, status_code=status)
 
 
-@blueprint.route("/users/{user_id}/recommendations")
-def user_recommendations(user_id: str) -> dict[str, Any]:
+@blueprint.route("/users/{user_id}/recommendations", access=Access.USER)
+def user_recommendations(caller: Caller, user_id: str) -> dict[str, Any]:
     n = parse_count_query(blueprint.current_request.query_params)
     user_id = check_id(user_id, "user_id")
+    caller.require_user(user_id)
     return {"user_id": user_id, **app_resources().personalizer.recommend(user_id, n).to_json()}
 
 
-@blueprint.route("/items/{item_id}/similar")
-def similar_items(item_id: str) -> dict[str, Any]:
+@blueprint.route("/items/{item_id}/similar", access=Access.ANY_KEY)
+def similar_items(caller: Caller, item_id: str) -> dict[str, Any]:
     n = parse_count_query(blueprint.current_request.query_params)
     item_id = check_id(item_id, "item_id")
     return {"item_id": item_id, **app_resources().live_model.recommender().similar_items(item_id, n).to_json()}
 
 
-@blueprint.route("/popular")
-def popular() -> dict[str, Any]:
+@blueprint.route("/popular", access=Access.ANY_KEY)
+def popular(caller: Caller) -> dict[str, Any]:
     n = parse_count_query(blueprint.current_request.query_params)
     return app_resources().live_model.recommender().popular(n).to_json()
 
 
-@blueprint.route("/recommendations", methods=["POST"])
-def session_recommendations() -> dict[str, Any]:
+@blueprint.route("/recommendations", access=Access.ANY_KEY, methods=["POST"])
+def session_recommendations(caller: Caller) -> dict[str, Any]:
     item_ids, n = parse_session_request(blueprint.current_request.raw_body)
     return app_resources().live_model.recommender().recommend_for_session(item_ids, n).to_json()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from datetime import datetime, timezone
@@ -15,6 +16,14 @@ from chalicelib.models.store import ModelStore
 from chalicelib.serving.recommender import Recommender
 
 logger = logging.getLogger(__name__)
+
+#: Locations in error messages (s3://bucket/key, endpoint URLs): logged, never answered.
+_LOCATIONS = re.compile(r"(s3|https?)://[^\s'\"]+")
+
+
+def public_message(message: str) -> str:
+    """*message* without bucket names, keys or endpoint URLs, fit for an HTTP answer."""
+    return _LOCATIONS.sub("<location>", message)
 
 
 class LiveModel:
@@ -64,15 +73,21 @@ class LiveModel:
                     self._lock.release()
             current = self._recommender
         if current is None:
-            raise ModelUnavailable(f"no model can be served: {self._last_error or 'nothing published yet'}")
+            raise ModelUnavailable(f"no model can be served: {self._public_error() or 'nothing published yet'}")
         return current
+
+    def _public_error(self) -> str | None:
+        return public_message(self._last_error) if self._last_error else None
 
     def _refresh(self) -> None:
         self._checked_at = self._clock()
         try:
             version = self._store.live_version()
-        except (RecommenderError, BotoCoreError, ClientError) as exc:
+        except RecommenderError as exc:
             self._record_failure(None, f"cannot read the model pointer: {exc}")
+            return
+        except (BotoCoreError, ClientError) as exc:
+            self._record_failure(None, f"cannot read the model pointer: {type(exc).__name__}", exc)
             return
         if version is None:
             self._last_error = "no model version has been published"
@@ -89,7 +104,7 @@ class LiveModel:
             self._record_failure(version, f"model version {version} was refused: {exc}")
             return
         except (BotoCoreError, ClientError) as exc:
-            self._record_failure(None, f"model version {version} could not be loaded: {exc}")
+            self._record_failure(None, f"model version {version} could not be loaded: {type(exc).__name__}", exc)
             return
         except Exception as exc:  # noqa: BLE001 - whatever breaks a new version must not break serving
             logger.exception("unexpected failure loading model version %s", version)
@@ -102,38 +117,46 @@ class LiveModel:
         self._last_error = None
         logger.info("serving model version %s (was %s)", version, previous)
 
-    def _record_failure(self, version: str | None, message: str) -> None:
+    def _record_failure(self, version: str | None, message: str, cause: Exception | None = None) -> None:
         # Remember a refused version so a broken upload is not downloaded on
         # every refresh; transient failures (version None) are retried.
         self._failed_version = version
         self._last_error = message
+        detail = f" ({cause})" if cause is not None else ""
         if self._recommender is not None:
-            logger.error("%s; still serving %s", message, self._recommender.version)
+            logger.error("%s%s; still serving %s", message, detail, self._recommender.version)
         else:
-            logger.error("%s", message)
+            logger.error("%s%s", message, detail)
 
-    def health(self) -> dict[str, Any]:
-        """Status of the live model, for ``GET /health``.
+    def health(self, details: bool = False) -> tuple[int, dict[str, Any]]:
+        """HTTP status and body for ``GET /health``.
 
-        Raises
-        ------
-        ModelUnavailable
-            When there is no model to report on.
+        ``ok`` when a model is served and its last refresh went well,
+        ``degraded`` otherwise (503 when nothing can be served). With
+        *details* (secret-key callers): the model's version, times, counts and
+        the last refresh error, never a bucket name, key or endpoint URL.
         """
-        recommender = self.recommender()
-        artifact = recommender.artifact
-        return {
-            "status": "ok",
-            "model_version": recommender.version,
+        try:
+            recommender = self.recommender()
+        except ModelUnavailable:
+            recommender = None
+        status = "ok" if recommender is not None and self._last_error is None else "degraded"
+        code = 200 if recommender is not None else 503
+        if not details:
+            return code, {"status": status}
+        artifact = recommender.artifact if recommender is not None else None
+        return code, {
+            "status": status,
+            "model_version": recommender.version if recommender is not None else None,
             "loaded_at": self._loaded_at,
-            "created_at": artifact.created_at,
-            "algorithm": artifact.algorithm,
-            "training_cutoff": artifact.training_cutoff,
+            "created_at": artifact.created_at if artifact is not None else None,
+            "algorithm": artifact.algorithm if artifact is not None else None,
+            "training_cutoff": artifact.training_cutoff if artifact is not None else None,
             "counts": {
                 "users": artifact.n_users,
                 "items": artifact.n_items,
                 "interactions": artifact.n_interactions,
                 "factors": artifact.n_factors,
-            },
-            "last_refresh_error": self._last_error,
+            } if artifact is not None else None,
+            "last_refresh_error": self._public_error(),
         }

@@ -148,7 +148,7 @@ def test_count_sent_as_a_digit_string_is_accepted(api_client, tiny_version):
 # --- health and errors the model produces ---------------------------------------------------
 
 
-def test_health_describes_the_live_model(api_client, tiny_version):
+def test_health_describes_the_live_model_to_a_secret_key(api_client, tiny_version):
     status, health = get(api_client, "/health")
 
     assert status == 200
@@ -159,7 +159,22 @@ def test_health_describes_the_live_model(api_client, tiny_version):
     assert health["last_refresh_error"] is None
 
 
-@pytest.mark.parametrize("path", ["/health", "/popular", "/users/u0/recommendations"])
+def test_health_without_a_key_says_only_ok_or_degraded(api_client, tiny_version):
+    response = api_client.http.get("/health", headers={"x-api-key": None})
+
+    assert (response.status_code, json.loads(response.body)) == (200, {"status": "ok"})
+
+
+def test_health_with_nothing_published_is_degraded_and_503(api_client):
+    public = api_client.http.get("/health", headers={"x-api-key": None})
+    status, details = get(api_client, "/health")
+
+    assert (public.status_code, json.loads(public.body)) == (503, {"status": "degraded"})
+    assert status == 503 and details["status"] == "degraded" and details["model_version"] is None
+    assert details["last_refresh_error"] == "no model version has been published"
+
+
+@pytest.mark.parametrize("path", ["/popular", "/users/u0/recommendations"])
 def test_nothing_published_is_503_model_unavailable(api_client, path):
     status, body = get(api_client, path)
 
@@ -256,10 +271,3 @@ def test_importing_the_app_does_not_import_training_libraries():
     result = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
 
     assert result.returncode == 0, result.stdout + result.stderr
-
-
-def test_browsers_on_other_origins_may_call_the_api(api_client, tiny_version):
-    response = api_client.http.get("/popular?n=1", headers={"Origin": "https://shop.example"})
-
-    assert response.status_code == 200
-    assert response.headers.get("Access-Control-Allow-Origin") == "*"

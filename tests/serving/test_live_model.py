@@ -13,12 +13,12 @@ from chalicelib.errors import ModelUnavailable
 from chalicelib.models.artifact import serialize
 from chalicelib.models.registry import ModelRegistry
 from chalicelib.serving.live_model import LiveModel
-from tests.support import FakeClock, S3Proxy, unreachable_s3_client
+from tests.support import ClientProxy, FakeClock, unreachable_s3_client
 
 
 @pytest.fixture
 def proxy(resources):
-    return S3Proxy(resources.s3)
+    return ClientProxy(resources.s3)
 
 
 @pytest.fixture
@@ -30,6 +30,11 @@ def store(proxy, settings):
 @pytest.fixture
 def clock():
     return FakeClock()
+
+
+def details(live):
+    """The body of ``GET /health`` for a secret key."""
+    return live.health(details=True)[1]
 
 
 def popular_ids(recommender):
@@ -67,7 +72,8 @@ def test_loads_the_published_version_on_first_use(store, make_tiny_artifact, clo
 
     assert recommender.version == version
     assert popular_ids(recommender) == ["i0", "i2", "i3", "i1"]
-    assert live.health()["model_version"] == version
+    assert live.health() == (200, {"status": "ok"})
+    assert details(live)["model_version"] == version
 
 
 def test_nothing_published_raises_model_unavailable(store, clock):
@@ -75,8 +81,7 @@ def test_nothing_published_raises_model_unavailable(store, clock):
 
     with pytest.raises(ModelUnavailable, match="no model version has been published"):
         live.recommender()
-    with pytest.raises(ModelUnavailable):
-        live.health()
+    assert live.health() == (503, {"status": "degraded"})
 
 
 # --- refresh and swap -----------------------------------------------------------------------
@@ -135,7 +140,7 @@ def test_a_broken_version_is_refused_once_and_v1_keeps_serving(
         clock.now += 1
         assert live.recommender().version == v1
 
-    health = live.health()
+    health = details(live)
     assert health["model_version"] == v1
     assert "v2-broken" in health["last_refresh_error"]
     gets = proxy.gets - before
@@ -147,7 +152,7 @@ def test_a_broken_version_is_refused_once_and_v1_keeps_serving(
     clock.now += 1
     assert live.recommender().version == v3
     assert popular_ids(live.recommender()) == ["i3", "i2", "i1", "i0"]
-    assert live.health()["last_refresh_error"] is None
+    assert details(live)["last_refresh_error"] is None
 
 
 def test_a_broken_first_version_leaves_nothing_to_serve(resources, store, make_tiny_artifact, clock):
@@ -177,15 +182,16 @@ def test_unreachable_s3_after_a_load_keeps_the_old_model(settings, proxy, store,
     reachable, proxy.target = proxy.target, unreachable_s3_client()
     clock.now += 1
     assert live.recommender().version == v1
-    health = live.health()
-    assert health["model_version"] == v1
-    assert "cannot read the model pointer" in health["last_refresh_error"]
+    code, health = live.health(details=True)
+    assert (code, health["status"], health["model_version"]) == (200, "degraded", v1)
+    # The endpoint (and the bucket in its URL) is logged, never answered.
+    assert health["last_refresh_error"] == "cannot read the model pointer: EndpointConnectionError"
 
     proxy.target = reachable
     v2 = store.publish(make_tiny_artifact())
     clock.now += 1
     assert live.recommender().version == v2
-    assert live.health()["last_refresh_error"] is None
+    assert details(live)["last_refresh_error"] is None
 
 
 # Regression: last_refresh_error went on reporting an S3 failure after S3 answered again.
@@ -200,6 +206,6 @@ def test_refresh_error_clears_once_s3_is_back(settings, proxy, store, make_tiny_
     proxy.target = reachable
     clock.now += 1
 
-    health = live.health()
+    health = details(live)
     assert health["model_version"] == v1
     assert health["last_refresh_error"] is None
