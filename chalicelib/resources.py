@@ -11,7 +11,8 @@ timeouts: a botocore client costs a tenth of a second or more to build.
 from __future__ import annotations
 
 import functools
-import logging
+import hashlib
+import hmac
 from datetime import timedelta
 from typing import Any
 
@@ -19,12 +20,13 @@ import boto3
 from botocore.config import Config
 from pynamodb.connection import TableConnection
 
+from chalicelib import telemetry
 from chalicelib.access.control import AccessControl
 from chalicelib.access.keys import KeyRing
 from chalicelib.access.rate_limit import RateLimiter
 from chalicelib.access.signing_secrets import SigningSecrets
 from chalicelib.access.tokens import UserTokens
-from chalicelib.config import APP_NAME, Settings, load_settings
+from chalicelib.config import Settings, load_settings
 from chalicelib.eventlog.batch_writer import BatchWriter
 from chalicelib.eventlog.item import EventRecord, ensure_table, event_model, table_connection
 from chalicelib.eventlog.log import EventLog
@@ -109,8 +111,8 @@ class Resources:
 
     @functools.cached_property
     def live_model(self) -> LiveModel:
-        """The model being served, refreshed from the store's pointer."""
-        return LiveModel(self.model_store, self.settings.model_refresh_seconds)
+        """The model being served, refreshed from the store's pointer; reloads are counted in the metrics."""
+        return LiveModel(self.model_store, self.settings.model_refresh_seconds, observer=telemetry.ModelReloads())
 
     @functools.cached_property
     def personalizer(self) -> Personalizer:
@@ -136,6 +138,16 @@ class Resources:
             RateLimiter(config.event_rate_key_per_second, config.event_rate_key_burst, "key"),
             RateLimiter(config.event_rate_user_per_second, config.event_rate_user_burst, "user"),
         )
+
+    @functools.cached_property
+    def log_user_key(self) -> bytes:
+        """The key of :func:`telemetry.user_reference`, derived from the first user-token secret.
+
+        Without a signing secret the references are plain hashes (still no raw id in a log).
+        """
+        secrets = self.user_tokens.current_secrets()
+        first = next(iter(secrets.values()), "")
+        return hmac.new(first.encode("utf-8"), b"user references in logs", hashlib.sha256).digest()
 
     def provision(self) -> None:
         """Create the bucket and the event table (with its time index) if they are missing."""
@@ -170,8 +182,7 @@ def _batch_connection(model: type[EventRecord]) -> TableConnection:
 def app_resources() -> Resources:
     """The app's resources, from the environment, validated and built once per process."""
     settings = load_settings()
-    logging.basicConfig(level=settings.log_level)
-    logging.getLogger(APP_NAME).setLevel(settings.log_level)
+    telemetry.configure(settings.log_level)
     return Resources(settings)
 
 

@@ -7,6 +7,7 @@ that are not fixtures live in ``tests/support.py``.
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from dataclasses import replace
@@ -42,9 +43,17 @@ def fake_aws_credentials() -> Iterator[None]:
 
 @pytest.fixture(autouse=True)
 def fresh_connections() -> Iterator[None]:
-    """Each test builds its own clients: none is kept past its test, so memory stays flat."""
+    """Each test builds its own clients: none is kept past its test, so memory stays flat.
+
+    The app turns the library's loggers into JSON lines on stdout when it starts; that is
+    undone too, so a CLI tested next logs as it does on its own.
+    """
+    library = logging.getLogger("chalicelib")
+    saved = (list(library.handlers), library.propagate, library.level)
     yield
     reset_app_resources()
+    library.handlers, library.propagate = saved[0], saved[1]
+    library.setLevel(saved[2])
 
 
 @pytest.fixture(scope="session")

@@ -40,6 +40,10 @@ class UserTokens:
         self._secrets = secrets
         self._max_ttl = max_ttl_seconds
 
+    def current_secrets(self) -> dict[str, str]:
+        """Secret id -> secret, as configured now (the first one signs)."""
+        return self._secrets.current()
+
     def sign(self, user_id: str, ttl_seconds: int, now: float | None = None) -> str:
         """A token for *user_id*, valid *ttl_seconds* (at most the maximum), signed with the first secret.
 

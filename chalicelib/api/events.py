@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from typing import Any
 
 from chalice import Response
+from chalice.app import Request
 
+from chalicelib import telemetry
 from chalicelib.access.control import Access, Caller
 from chalicelib.api.routing import ApiBlueprint
 from chalicelib.api.validation import check_id, parse_event_batch
@@ -18,7 +21,27 @@ from chalicelib.resources import app_resources
 blueprint = ApiBlueprint(__name__)
 
 
-@blueprint.route("/events", access=Access.USER, methods=["POST"])
+def count_events(request: Request, response: Response) -> None:
+    """Events accepted, duplicate, not stored (a 503) or rejected (a refused batch) by ``POST /events``."""
+    body = response.body if isinstance(response.body, dict) else {}
+    if "accepted" in body:
+        telemetry.count("EventsAccepted", body["accepted"])
+        telemetry.count("EventsDuplicate", body["duplicates"])
+        telemetry.count("EventsNotStored", len(body.get("not_stored", [])))
+    elif 400 <= response.status_code < 500:
+        telemetry.count("EventsRejected", _events_in(request))
+
+
+def _events_in(request: Request) -> int:
+    """How many events a refused request carried (1 when its body is not even a list of events)."""
+    try:
+        events = json.loads(request.raw_body or b"{}").get("events")
+    except (ValueError, AttributeError, RecursionError):
+        return 1
+    return len(events) if isinstance(events, list) and events else 1
+
+
+@blueprint.route("/events", access=Access.USER, observe=count_events, methods=["POST"])
 def post_events(caller: Caller) -> Response:
     resources = app_resources()
     events = parse_event_batch(blueprint.current_request.raw_body, resources.event_rules, datetime.now(timezone.utc))

@@ -1,4 +1,5 @@
-"""The edge of every route: who may call it, errors as JSON, and CORS for the pages a key allows.
+"""The edge of every route: who may call it, errors as JSON, CORS for the pages a key allows, and
+one log line and one set of metrics per request.
 
 Routes are declared on an :class:`ApiBlueprint` with their :class:`Access`.
 Each view receives the :class:`Caller` first, then its path parameters.
@@ -9,16 +10,21 @@ only sees ``ChaliceUnhandledError`` and would answer without CORS headers.
 from __future__ import annotations
 
 import functools
+import time
 from typing import Any, Callable
 
 from chalice import Blueprint, Response
+from chalice.app import Request
 
+from chalicelib import telemetry
 from chalicelib.access.control import Access, Caller
 from chalicelib.errors import RecommenderError, error_response
-from chalicelib.resources import app_resources
+from chalicelib.resources import Resources, app_resources
 
 #: Path -> the methods its routes serve, whichever blueprint declared them (for preflights).
 _PATH_METHODS: dict[str, set[str]] = {}
+#: Derives metrics of one route from its request and answer (e.g. events accepted).
+Observer = Callable[[Request, Response], None]
 
 
 def error_answer(error: RecommenderError) -> Response:
@@ -28,45 +34,83 @@ def error_answer(error: RecommenderError) -> Response:
 
 
 class ApiBlueprint(Blueprint):
-    """A Chalice blueprint whose routes are authorized, answer errors as JSON and carry CORS headers.
+    """A Chalice blueprint whose routes are authorized, answer errors as JSON, carry CORS headers,
+    and are logged and measured.
 
     Every path also gets an ``OPTIONS`` route answering browsers' CORS
     preflights for the origins of the publishable keys.
     """
 
-    def route(self, path: str, access: Access = Access.ANY_KEY,
+    def route(self, path: str, access: Access = Access.ANY_KEY, observe: Observer | None = None,
               **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         register = super().route(path, **kwargs)
         if path not in _PATH_METHODS:
             _PATH_METHODS[path] = set()
             super().route(path, methods=["OPTIONS"])(self._preflight(path))
-        _PATH_METHODS[path].update(kwargs.get("methods", ["GET"]))
+        methods = kwargs.get("methods", ["GET"])
+        _PATH_METHODS[path].update(methods)
 
         def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
-            register(self._guard(view, access))
+            register(self._guard(view, access, path, observe))
             return view
 
         return decorator
 
-    def _guard(self, view: Callable[..., Any], access: Access) -> Callable[..., Any]:
+    def _guard(self, view: Callable[..., Any], access: Access, path: str,
+               observe: Observer | None) -> Callable[..., Any]:
         @functools.wraps(view)
         def guarded(**path_parameters: str) -> Response:
-            headers = self.current_request.headers
-            origin = headers.get("origin")
+            started = time.perf_counter()
+            request = self.current_request
+            origin = request.headers.get("origin")
             caller: Caller | None = None
-            control = None
+            resources: Resources | None = None
             try:
-                control = app_resources().access
-                caller = control.authorize(access, headers.get("x-api-key"), headers.get("x-user-token"), origin)
+                resources = app_resources()
+                caller = resources.access.authorize(access, request.headers.get("x-api-key"),
+                                                    request.headers.get("x-user-token"), origin)
                 answer = view(caller, **path_parameters)
                 response = answer if isinstance(answer, Response) else Response(body=answer)
             except RecommenderError as error:
                 response = error_answer(error)
-            if control is not None:
-                response.headers.update(control.cors_headers(origin, caller))
+            except Exception:  # noqa: BLE001 - a bug still answers JSON, and is logged whole
+                telemetry.logger.exception("unhandled error")
+                response = Response(body={"error": "internal_error", "message": "an internal error occurred"},
+                                    status_code=500)
+            if resources is not None:
+                response.headers.update(resources.access.cors_headers(origin, caller))
+            self._observe(request, path, response, caller, path_parameters, resources, observe, started)
             return response
 
         return guarded
+
+    def _observe(self, request: Request, path: str, response: Response, caller: Caller | None,
+                 path_parameters: dict[str, str], resources: Resources | None, observe: Observer | None,
+                 started: float) -> None:
+        body = response.body if isinstance(response.body, dict) else {}
+        status = response.status_code
+        strategy = body.get("strategy")
+        if observe is not None:
+            observe(request, response)
+        if status in (401, 403):
+            telemetry.count("AuthFailures")
+        elif status == 429:
+            telemetry.count("RateLimited")
+        elif status >= 500:
+            telemetry.count("ServerErrors")
+        if isinstance(strategy, str) and strategy.endswith("_model_only"):
+            telemetry.count("ModelOnlyAnswers")
+        latency_ms = (time.perf_counter() - started) * 1000
+        telemetry.log_request(
+            request_id=_request_id(self, request), method=request.method, route=path, status=status,
+            latency_ms=round(latency_ms, 3), caller=caller.kind if caller else None,
+            key_id=caller.key_id if caller else None,
+            user=_user_reference(path_parameters.get("user_id") or (caller.token_user if caller else None),
+                                 resources),
+            model_version=body.get("model_version"), strategy=strategy,
+            error=body.get("error") if status >= 400 else None,
+        )
+        telemetry.flush_request_metrics(f"{request.method} {path}", latency_ms)
 
     def _preflight(self, path: str) -> Callable[..., Any]:
         def preflight(**path_parameters: str) -> Response:
@@ -79,3 +123,17 @@ class ApiBlueprint(Blueprint):
 
         preflight.__name__ = f"preflight_{len(_PATH_METHODS)}"
         return preflight
+
+
+def _request_id(blueprint: Blueprint, request: Request) -> str | None:
+    context = getattr(blueprint, "lambda_context", None)
+    return getattr(context, "aws_request_id", None) or request.context.get("requestId")
+
+
+def _user_reference(user_id: str | None, resources: Resources | None) -> str | None:
+    if user_id is None or resources is None:
+        return None
+    try:
+        return telemetry.user_reference(user_id, resources.log_user_key)
+    except RecommenderError:
+        return "unavailable"  # the signing secret cannot be read: say so rather than log the id

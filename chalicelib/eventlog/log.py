@@ -181,11 +181,11 @@ class EventLog:
                 if is_event_key(record.record_key)
             ]
         except PynamoDBException as exc:
-            raise EventLogUnavailable(f"cannot erase user {user_id!r}: {exc}") from exc
+            raise EventLogUnavailable(f"cannot erase the user: {exc}") from exc
         left = sum(len(self._batches.delete(keys[start:start + WRITE_BATCH]))
                    for start in range(0, len(keys), WRITE_BATCH))
         if left:
-            raise EventLogUnavailable(f"{left} events of user {user_id!r} could not be deleted yet; retry the erasure")
+            raise EventLogUnavailable(f"{left} events of the user could not be deleted yet; retry the erasure")
         logger.info("erased %d events", len(keys))
         return ErasureReceipt(user_id=user_id, deleted_events=len(keys), erased_at=erased_at)
 

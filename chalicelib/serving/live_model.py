@@ -7,7 +7,7 @@ import re
 import threading
 import time
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -26,6 +26,22 @@ def public_message(message: str) -> str:
     return _LOCATIONS.sub("<location>", message)
 
 
+class ReloadObserver(Protocol):
+    """Told of every reload of the live model (metrics)."""
+
+    def loaded(self, version: str) -> None: ...
+
+    def failed(self, message: str) -> None: ...
+
+
+class _Unobserved:
+    def loaded(self, version: str) -> None:
+        pass
+
+    def failed(self, message: str) -> None:
+        pass
+
+
 class LiveModel:
     """The model serving answers now, refreshed from the store's pointer.
 
@@ -40,10 +56,13 @@ class LiveModel:
     store: where versions and the pointer live.
     refresh_seconds: minimum interval between two reads of the pointer.
     clock: monotonic clock, replaceable in tests.
+    observer: told of each new version loaded and each failure to load one.
     """
 
-    def __init__(self, store: ModelStore, refresh_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, store: ModelStore, refresh_seconds: float, clock: Callable[[], float] = time.monotonic,
+                 observer: ReloadObserver | None = None) -> None:
         self._store = store
+        self._observer = observer or _Unobserved()
         self._refresh_seconds = refresh_seconds
         self._clock = clock
         self._lock = threading.Lock()
@@ -115,6 +134,7 @@ class LiveModel:
         self._loaded_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
         self._failed_version = None
         self._last_error = None
+        self._observer.loaded(version)
         logger.info("serving model version %s (was %s)", version, previous)
 
     def _record_failure(self, version: str | None, message: str, cause: Exception | None = None) -> None:
@@ -122,6 +142,7 @@ class LiveModel:
         # every refresh; transient failures (version None) are retried.
         self._failed_version = version
         self._last_error = message
+        self._observer.failed(message)
         detail = f" ({cause})" if cause is not None else ""
         if self._recommender is not None:
             logger.error("%s%s; still serving %s", message, detail, self._recommender.version)
