@@ -5,12 +5,16 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 NODE_STAMP := node_modules/.installed-stamp
 
-.PHONY: demo test venv node clean
+DOCS_UI := chalicelib/api/docs_page/swagger-ui
 
-demo: $(STAMP) node
+STAGE ?= dev
+
+.PHONY: demo test venv node docs-ui package clean
+
+demo: $(STAMP) node docs-ui
 	$(PY) -m local_aws.demo
 
-test: $(STAMP) node
+test: $(STAMP) node docs-ui
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest $(PYTEST_ARGS)
 
@@ -33,5 +37,22 @@ node:
 		echo "warning: Node.js >= 20 not found; DynamoDB will be served by moto (slower queries)"; \
 	fi
 
+# Swagger UI for /docs, from the npm package swagger-ui-dist, copied into chalicelib so that
+# `chalice local`, `chalice package` and `chalice deploy` all bundle it.
+docs-ui: node
+	@if [ -f node_modules/swagger-ui-dist/swagger-ui-bundle.js ]; then \
+		mkdir -p $(DOCS_UI) && \
+		cp node_modules/swagger-ui-dist/swagger-ui-bundle.js node_modules/swagger-ui-dist/swagger-ui.css \
+			node_modules/swagger-ui-dist/LICENSE node_modules/swagger-ui-dist/NOTICE $(DOCS_UI)/; \
+	else \
+		echo "warning: swagger-ui-dist not installed (needs Node.js >= 20); /docs will answer 503"; \
+	fi
+
+# The Lambda bundle and the CloudFormation template of a stage (README, Deploy to AWS).
+package: $(STAMP) docs-ui
+	rm -rf out/$(STAGE)
+	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(VENV)/bin/chalice package --stage $(STAGE) \
+		--merge-template .chalice/template.json out/$(STAGE)
+
 clean:
-	rm -rf $(VENV) node_modules .demo .pytest_cache
+	rm -rf $(VENV) node_modules .demo .pytest_cache $(DOCS_UI) out

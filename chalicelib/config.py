@@ -333,6 +333,10 @@ def stage_environment(stage: str, config_path: Path = CHALICE_CONFIG) -> dict[st
     return {key: str(value) for key, value in merged.items()}
 
 
+#: Variables a deployed stage's template gives its function, which scripts take from the stack's outputs.
+STACK_OUTPUTS = ("MODEL_BUCKET", "EVENTS_TABLE")
+
+
 def settings_for_stage(stage: str, overrides: Mapping[str, str] | None = None) -> Settings:
     """Settings of a chalice stage, as the scripts see them.
 
@@ -343,6 +347,11 @@ def settings_for_stage(stage: str, overrides: Mapping[str, str] | None = None) -
     """
     stage_env = stage_environment(stage)
     merged = {**stage_env, **os.environ, **(overrides or {})}
+    missing = [name for name in STACK_OUTPUTS if name not in merged]
+    if missing:
+        raise ConfigError(
+            f"stage {stage!r} does not set {' and '.join(missing)}: a deployed stage gets them from its "
+            "CloudFormation stack, so export them from the stack's outputs (README, Deploy to AWS)")
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):
         if key in stage_env and key not in os.environ:
             os.environ[key] = stage_env[key]

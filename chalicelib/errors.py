@@ -42,7 +42,13 @@ class PayloadTooLarge(InvalidRequest):
     code = "payload_too_large"
 
 
-class ItemNotFound(RecommenderError):
+class NotFound(RecommenderError):
+    """Nothing at this address (a file of the documentation page, say)."""
+
+    code = "not_found"
+
+
+class ItemNotFound(NotFound):
     """An item id the live model does not know."""
 
     code = "item_not_found"
@@ -50,6 +56,12 @@ class ItemNotFound(RecommenderError):
     def __init__(self, item_id: str) -> None:
         super().__init__(f"item {item_id!r} is not in the live model")
         self.item_id = item_id
+
+
+class DocsUnavailable(RecommenderError):
+    """The Swagger UI files were not copied into this bundle (``make docs-ui``)."""
+
+    code = "docs_unavailable"
 
 
 class ArtifactError(RecommenderError):
@@ -177,7 +189,8 @@ _HTTP_STATUS: dict[type[RecommenderError], int] = {
     RateLimited: 429,
     PayloadTooLarge: 413,
     InvalidRequest: 400,
-    ItemNotFound: 404,
+    NotFound: 404,
+    DocsUnavailable: 503,
     ModelUnavailable: 503,
     EventLogUnavailable: 503,
     EventsNotStored: 503,

@@ -7,6 +7,7 @@ client or connection (to an emulator on 127.0.0.1) and inject AWS's failures.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import json
 import socket
@@ -15,6 +16,7 @@ from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Iterator
+from urllib.parse import parse_qsl
 
 import boto3
 import numpy as np
@@ -124,8 +126,52 @@ def write_stage_config(project_dir: Path, stage: str, settings: Settings) -> Non
     (project_dir / ".chalice" / "config.json").write_text(json.dumps(config))
 
 
+# --- the API's contract ----------------------------------------------------------------------------
+
+#: Where the committed OpenAPI document says the demo serves.
+SPEC_SERVER = "http://127.0.0.1:8000"
+
+
+@functools.cache
+def openapi_contract() -> Any:
+    """The committed OpenAPI document, checked against the 3.1 schema and ready to validate answers."""
+    from openapi_core import OpenAPI
+
+    from chalicelib.api.docs import openapi_document
+
+    return OpenAPI.from_dict(openapi_document())
+
+
+def check_answer_conforms(method: str, path: str, headers: dict[str, str], body: bytes | str,
+                          response: Any) -> None:
+    """Fail unless *response* is an answer the OpenAPI document allows for this request.
+
+    Two kinds of answer are not the app's and are left out: CORS preflights
+    (``OPTIONS``, documented in prose) and Chalice's own answer to a path or
+    method no route serves (API Gateway answers those in production).
+    """
+    from openapi_core.templating.paths.exceptions import PathError
+    from openapi_core.testing import MockRequest, MockResponse
+
+    if method.upper() == "OPTIONS":
+        return
+    bare_path, _, query = path.partition("?")
+    request = MockRequest(SPEC_SERVER, method.lower(), bare_path, args=dict(parse_qsl(query)), headers=headers,
+                          data=body.encode() if isinstance(body, str) else body)
+    content_type = response.headers.get("Content-Type") or response.headers.get("content-type") or ""
+    answer = MockResponse(response.body, status_code=response.status_code, headers=response.headers,
+                          content_type=content_type.split(";")[0])
+    try:
+        openapi_contract().validate_response(request, answer)
+    except PathError:
+        if response.status_code in (403, 404, 405) and b'"error"' not in response.body:
+            return  # no route of ours serves this path or method
+        raise
+
+
 class HeadersByDefault:
-    """chalice's test HTTP client, sending *defaults* with every request.
+    """chalice's test HTTP client, sending *defaults* with every request and checking every answer
+    against the OpenAPI document.
 
     A request's own headers win; one given as None is left out (``{"x-api-key": None}``).
     """
@@ -137,8 +183,10 @@ class HeadersByDefault:
     def request(self, method: str, path: str, headers: dict[str, str | None] | None = None,
                 body: bytes | str = b"") -> Any:
         merged = {**self._defaults, **(headers or {})}
-        return self._http.request(method, path, headers={k: v for k, v in merged.items() if v is not None},
-                                  body=body)
+        sent = {k: v for k, v in merged.items() if v is not None}
+        response = self._http.request(method, path, headers=sent, body=body)
+        check_answer_conforms(method, path, sent, body, response)
+        return response
 
     def get(self, path: str, **kwargs: Any) -> Any:
         return self.request("GET", path, **kwargs)

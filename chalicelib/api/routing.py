@@ -23,6 +23,8 @@ from chalicelib.resources import Resources, app_resources
 
 #: Path -> the methods its routes serve, whichever blueprint declared them (for preflights).
 _PATH_METHODS: dict[str, set[str]] = {}
+#: (path, method) -> the access its route asks for: what the OpenAPI document's security must say.
+ROUTE_ACCESS: dict[tuple[str, str], Access] = {}
 #: Derives metrics of one route from its request and answer (e.g. events accepted).
 Observer = Callable[[Request, Response], None]
 
@@ -49,6 +51,7 @@ class ApiBlueprint(Blueprint):
             super().route(path, methods=["OPTIONS"])(self._preflight(path))
         methods = kwargs.get("methods", ["GET"])
         _PATH_METHODS[path].update(methods)
+        ROUTE_ACCESS.update({(path, method): access for method in methods})
 
         def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
             register(self._guard(view, access, path, observe))
@@ -77,6 +80,8 @@ class ApiBlueprint(Blueprint):
                 telemetry.logger.exception("unhandled error")
                 response = Response(body={"error": "internal_error", "message": "an internal error occurred"},
                                     status_code=500)
+            if isinstance(response.body, dict):
+                response.headers.setdefault("Content-Type", "application/json")
             if resources is not None:
                 response.headers.update(resources.access.cors_headers(origin, caller))
             self._observe(request, path, response, caller, path_parameters, resources, observe, started)

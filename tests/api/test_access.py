@@ -27,7 +27,12 @@ ROUTES = {
     "session": ("POST", "/recommendations", {"item_ids": ["i0"]}),
     "events": ("POST", "/events", EVENT_FOR_U0),
     "erase": ("DELETE", "/users/u0", None),
+    "contract": ("GET", "/openapi.json", None),
+    "docs": ("GET", "/docs", None),
+    "docs file": ("GET", "/docs/docs.js", None),
 }
+#: Routes anyone may call without a key (a key that is sent must still be valid, from its origins).
+PUBLIC_ROUTES = ("health", "contract", "docs", "docs file")
 EXPIRED = user_token("u0", ttl_seconds=60, now=time.time() - 3600)
 CALLERS = {
     "no key": {"x-api-key": None},
@@ -40,7 +45,8 @@ CALLERS = {
     "publishable from a server (no Origin)": as_visitor("u0", origin=None),
     "secret": SECRET_HEADERS,
 }
-OK = {"health": 200, "user": 200, "similar": 200, "popular": 200, "session": 200, "events": 202, "erase": 200}
+OK = {"health": 200, "user": 200, "similar": 200, "popular": 200, "session": 200, "events": 202, "erase": 200,
+      "contract": 200, "docs": 200, "docs file": 200}
 
 
 def refused(status: int, code: str, **overrides: int) -> dict:
@@ -55,7 +61,7 @@ def reads_only(token_error: tuple[int, str] | None) -> dict:
 
 
 EXPECTED = {
-    "no key": refused(401, "missing_api_key", health=200),
+    "no key": refused(401, "missing_api_key", **{route: 200 for route in PUBLIC_ROUTES}),
     "unknown key": refused(403, "invalid_api_key"),
     "publishable": reads_only((403, "user_token_required")),
     "publishable + own token": reads_only(None),
@@ -85,7 +91,7 @@ def test_every_route_against_every_kind_of_caller(client):
     for caller, headers in CALLERS.items():
         for route in ROUTES:
             response = call(client, route, headers)
-            body = json.loads(response.body) if response.body else None
+            body = json.loads(response.body) if response.status_code >= 400 else None
             got = response.status_code if response.status_code < 400 else (response.status_code, body.get("error"))
             if got != EXPECTED[caller][route]:
                 wrong.append((caller, route, got, EXPECTED[caller][route]))
@@ -96,6 +102,20 @@ def test_every_route_against_every_kind_of_caller(client):
                 if secret in response.body.decode():
                     wrong.append((caller, route, "answer contains a key or token"))
     assert wrong == []
+
+
+def test_the_matrix_covers_every_route_of_the_app():
+    import app
+
+    served = {(path, method) for path, methods in app.app.routes.items() for method in methods if method != "OPTIONS"}
+    assert served == {(path, method) for method, path, _ in _templates(ROUTES.values())}
+
+
+def _templates(routes):
+    """The matrix's requests as route templates (the ids it uses are u0 and i0; the docs file is docs.js)."""
+    for method, path, body in routes:
+        path = path.replace("/users/u0", "/users/{user_id}").replace("/items/i0", "/items/{item_id}")
+        yield method, path.replace("/docs/docs.js", "/docs/{asset}"), body
 
 
 def test_health_details_are_for_secret_keys_only(client):

@@ -1,0 +1,211 @@
+"""Deploying to AWS: `chalice package` with our template builds a bundle and a stack that hold.
+
+The bundle must fit Lambda (numpy in, training libraries out, 50 MB zipped,
+250 MB unzipped); the stack must create the bucket and table as README says;
+the function's role may do only what the code does, on those resources only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from chalicelib.config import load_settings, stage_environment
+from chalicelib.eventlog.item import EventRecord
+
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+CHALICE_DIR = PROJECT_DIR / ".chalice"
+MB = 1024 * 1024
+#: Every AWS action the serving code calls, and why (the role may grant nothing else).
+ACTIONS_THE_CODE_USES = {
+    "logs:CreateLogStream", "logs:PutLogEvents",          # powertools' log lines and metrics
+    "s3:GetObject",                                        # the pointer, manifests and model files
+    "s3:ListBucket",                                       # a missing version reads as 404, not 403
+    "dynamodb:DescribeTable",                              # pynamodb reads the table's key schema
+    "dynamodb:PutItem",                                    # the erasure marker
+    "dynamodb:BatchWriteItem", "dynamodb:BatchGetItem",    # events, erasure, the duplicate check
+    "dynamodb:Query",                                      # real-time history and erasure
+    "secretsmanager:GetSecretValue",                       # the user-token signing secret
+}
+#: What the bundle must never carry: the training side and the tools.
+TRAINING_ONLY = ("scipy", "implicit", "threadpoolctl", "tqdm", "matplotlib", "moto", "pytest", "openapi_core")
+
+
+@pytest.fixture(scope="module")
+def package(tmp_path_factory) -> Path:
+    """``chalice package --stage prod --merge-template .chalice/template.json``, as README runs it."""
+    out = tmp_path_factory.mktemp("package")
+    chalice = Path(sys.executable).with_name("chalice")
+    environment = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1"}
+    subprocess.run([str(chalice), "package", "--stage", "prod", "--merge-template", ".chalice/template.json",
+                    str(out)], cwd=PROJECT_DIR, env=environment, check=True, capture_output=True, timeout=600)
+    return out
+
+
+@pytest.fixture(scope="module")
+def template(package) -> dict:
+    return json.loads((package / "sam.json").read_text())
+
+
+def test_the_bundle_fits_lambda_and_carries_the_serving_path_only(package):
+    bundle = package / "deployment.zip"
+    with zipfile.ZipFile(bundle) as archive:
+        entries = archive.infolist()
+    names = {entry.filename for entry in entries}
+    top_level = {name.split("/")[0] for name in names}
+
+    assert bundle.stat().st_size <= 50 * MB
+    assert sum(entry.file_size for entry in entries) <= 250 * MB
+    assert {"numpy", "pynamodb", "jwt", "aws_lambda_powertools", "app.py", "chalicelib"} <= top_level
+    assert not top_level & set(TRAINING_ONLY)
+    # The contract and its page travel with the code.
+    assert "chalicelib/api/openapi.json" in names
+    assert "chalicelib/api/docs_page/swagger-ui/swagger-ui-bundle.js" in names
+
+
+def test_numpy_is_a_version_chalice_can_bundle_for_lambda(package):
+    with zipfile.ZipFile(package / "deployment.zip") as archive:
+        versions = {name.split("-")[1] for name in archive.namelist()
+                    if re.match(r"numpy-[\d.]+\.dist-info/METADATA$", name)}
+    assert len(versions) == 1
+    major, minor = map(int, versions.pop().replace(".dist-info/METADATA", "").split(".")[:2])
+    assert (major, minor) < (2, 3)
+
+
+def test_cloudformation_accepts_the_template(package):
+    """cfn-lint checks every resource's properties against CloudFormation's own schemas."""
+    result = subprocess.run([str(Path(sys.executable).with_name("cfn-lint")), str(package / "sam.json")],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_model_bucket_is_versioned_encrypted_private_and_kept(template):
+    bucket = template["Resources"]["ModelBucket"]
+    properties = bucket["Properties"]
+
+    assert bucket["Type"] == "AWS::S3::Bucket"
+    assert bucket["DeletionPolicy"] == bucket["UpdateReplacePolicy"] == "Retain"
+    assert properties["VersioningConfiguration"] == {"Status": "Enabled"}
+    encryption = properties["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+    assert encryption["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in ("AES256", "aws:kms")
+    assert properties["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True, "BlockPublicPolicy": True, "IgnorePublicAcls": True, "RestrictPublicBuckets": True}
+
+
+def test_the_event_table_is_on_demand_recoverable_and_expires_events(template):
+    table = template["Resources"]["EventsTable"]
+    properties = table["Properties"]
+
+    assert table["Type"] == "AWS::DynamoDB::Table"
+    assert table["DeletionPolicy"] == table["UpdateReplacePolicy"] == "Retain"
+    assert properties["BillingMode"] == "PAY_PER_REQUEST"
+    assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert properties["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+
+
+def test_the_event_table_has_the_keys_and_index_of_the_code(template):
+    """The table the stack creates is the one pynamodb's model describes (as provision.py creates locally)."""
+    properties = template["Resources"]["EventsTable"]["Properties"]
+    schema = EventRecord._get_schema()
+
+    def keys(key_schema):  # the hash key first, then the range key
+        return [entry["AttributeName"] for entry in sorted(key_schema, key=lambda entry: entry["KeyType"])]
+
+    def attributes(definitions):
+        return sorted((entry["AttributeName"], entry["AttributeType"]) for entry in definitions)
+
+    assert attributes(properties["AttributeDefinitions"]) == attributes(schema["attribute_definitions"])
+    assert keys(properties["KeySchema"]) == keys(schema["key_schema"]) == ["user_id", "record_key"]
+    assert [(index["IndexName"], keys(index["KeySchema"]), index["Projection"])
+            for index in properties["LocalSecondaryIndexes"]] == [
+        (index["index_name"], keys(index["key_schema"]), index["projection"])
+        for index in schema["local_secondary_indexes"]]
+    assert not schema["global_secondary_indexes"] and "GlobalSecondaryIndexes" not in properties
+
+
+def test_the_function_is_given_the_stacks_resources_and_says_where_they_are(template):
+    function = template["Resources"]["APIHandler"]["Properties"]
+    variables = function["Environment"]["Variables"]
+    config = json.loads((CHALICE_DIR / "config.json").read_text())
+
+    assert variables["MODEL_BUCKET"] == {"Ref": "ModelBucket"}
+    assert variables["EVENTS_TABLE"] == {"Ref": "EventsTable"}
+    assert "${UserTokenSigningSecret}" in variables["USER_TOKEN_SECRETS"]["Fn::Sub"]
+    assert (function["MemorySize"], function["Timeout"]) == (config["lambda_memory_size"], config["lambda_timeout"])
+    assert {"ModelBucket", "EventsTable", "UserTokenSecrets", "EndpointURL"} <= set(template["Outputs"])
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_each_deployed_stage_validates_with_what_the_stack_gives_it(template, stage):
+    """The stage's own variables plus the template's, with CloudFormation's references resolved."""
+    given = {name: _resolve(value) for name, value in
+             template["Resources"]["APIHandler"]["Properties"]["Environment"]["Variables"].items()}
+    settings = load_settings({**stage_environment(stage), **given})
+
+    assert settings.model_bucket == "resolved-ModelBucket"
+    assert settings.events_table == "resolved-EventsTable"
+    assert settings.user_token_secrets[0].secret_arn.startswith("arn:aws:secretsmanager:")
+    assert settings.s3_endpoint_url is None and settings.dynamodb_endpoint_url is None
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_the_role_may_do_only_what_the_code_does_on_the_stacks_resources_only(template, stage):
+    config = json.loads((CHALICE_DIR / "config.json").read_text())
+    stage_config = config["stages"][stage]
+    assert stage_config["autogen_policy"] is False
+    policy = json.loads((CHALICE_DIR / stage_config["iam_policy_file"]).read_text())
+    statements = policy["Statement"]
+    prefix = stage_environment(stage)["MODEL_PREFIX"]
+
+    actions = {action for statement in statements for action in statement["Action"]}
+    assert actions == ACTIONS_THE_CODE_USES
+    assert all(statement["Effect"] == "Allow" and "NotAction" not in statement and "NotResource" not in statement
+               for statement in statements)
+    for statement in statements:
+        for resource in statement["Resource"]:
+            arn = _resolve(resource)
+            # Every resource is one the stack creates; the one wildcard is the model versions' keys,
+            # whose names retraining makes.
+            assert arn.startswith("resolved-arn-of-") or arn.startswith("arn:aws:secretsmanager:"), resource
+            assert "*" not in arn or arn == f"resolved-arn-of-ModelBucket/{prefix}/*", resource
+            referenced = re.findall(r"resolved-(?:arn-of-)?(\w+)", arn)
+            assert referenced and all(name in template["Resources"] for name in referenced), resource
+
+
+def test_the_packaged_role_is_the_stages_policy(template):
+    config = json.loads((CHALICE_DIR / "config.json").read_text())
+    policy = json.loads((CHALICE_DIR / config["stages"]["prod"]["iam_policy_file"]).read_text())
+    roles = [resource for resource in template["Resources"].values() if resource["Type"] == "AWS::IAM::Role"]
+
+    assert len(roles) == 1
+    assert [p["PolicyDocument"] for p in roles[0]["Properties"]["Policies"]] == [policy]
+    assert "ManagedPolicyArns" not in roles[0]["Properties"]
+
+
+def _resolve(value):
+    """A CloudFormation value with Ref / GetAtt / Sub replaced by recognisable stand-ins."""
+    if isinstance(value, str):
+        return value
+    if "Ref" in value:
+        if value["Ref"] == "UserTokenSigningSecret":  # a secret's Ref is its ARN
+            return "arn:aws:secretsmanager:us-east-1:123456789012:secret:resolved-UserTokenSigningSecret"
+        return f"resolved-{value['Ref']}"
+    if "Fn::GetAtt" in value:
+        name, attribute = value["Fn::GetAtt"]
+        assert attribute == "Arn"
+        return f"resolved-arn-of-{name}"
+    if "Fn::Sub" in value:
+        def substitute(match: re.Match) -> str:
+            name = match.group(1)
+            if name.endswith(".Arn"):
+                return f"resolved-arn-of-{name[:-4]}"
+            return _resolve({"Ref": name})
+        return re.sub(r"\$\{([\w.:]+)\}", substitute, value["Fn::Sub"])
+    raise AssertionError(f"unexpected CloudFormation value {value!r}")
