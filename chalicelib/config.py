@@ -94,6 +94,7 @@ class Settings:
     event_rate_key_burst: int = 1000
     event_rate_user_per_second: float = 5.0
     event_rate_user_burst: int = 100
+    request_deadline_seconds: float = 5.0
 
     @property
     def event_weight_map(self) -> dict[str, float]:
@@ -219,6 +220,15 @@ def _signing_secrets(env: Mapping[str, str]) -> tuple[SigningSecretConfig, ...]:
     return tuple(secrets)
 
 
+def _deadline(env: Mapping[str, str]) -> float:
+    name = "REQUEST_DEADLINE_SECONDS"
+    seconds = _positive_float(env, name, "5")
+    # Below 1 s one slow AWS call would fail every request; above 25 s API Gateway (29 s) answers first.
+    if not 1.0 <= seconds <= 25.0:
+        raise ConfigError(f"{name} must be between 1 and 25 seconds, got {seconds:g}")
+    return seconds
+
+
 def _positive_float(env: Mapping[str, str], name: str, default: str) -> float:
     value = _non_negative_float(env, name, default)
     if value > 1e6:
@@ -277,6 +287,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         event_rate_key_burst=_int_in_range(env, "EVENT_RATE_KEY_BURST", 1000, 1, 1_000_000),
         event_rate_user_per_second=_positive_float(env, "EVENT_RATE_USER_PER_SECOND", "5"),
         event_rate_user_burst=_int_in_range(env, "EVENT_RATE_USER_BURST", 100, 1, 1_000_000),
+        request_deadline_seconds=_deadline(env),
     )
 
 
@@ -312,6 +323,7 @@ def environment_of(settings: Settings) -> dict[str, str]:
         "EVENT_RATE_KEY_BURST": str(settings.event_rate_key_burst),
         "EVENT_RATE_USER_PER_SECOND": repr(settings.event_rate_user_per_second),
         "EVENT_RATE_USER_BURST": str(settings.event_rate_user_burst),
+        "REQUEST_DEADLINE_SECONDS": repr(settings.request_deadline_seconds),
     }
 
 

@@ -70,22 +70,29 @@ class ArtifactError(RecommenderError):
     code = "invalid_artifact"
 
 
+#: Seconds a client should wait before retrying after AWS did not answer in time (503).
+RETRY_AFTER_SECONDS = 1
+
+
 class ModelUnavailable(RecommenderError):
     """No model could be loaded, so nothing can be recommended."""
 
     code = "model_unavailable"
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
 
 
 class EventLogUnavailable(RecommenderError):
     """DynamoDB did not answer (in time) for the event log."""
 
     code = "event_log_unavailable"
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
 
 
 class EventsNotStored(RecommenderError):
-    """Some events of a batch could not be stored after every retry."""
+    """Some events of a batch could not be stored after every retry or before the request's deadline."""
 
     code = "events_not_stored"
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
 
     def __init__(self, message: str, details: dict[str, Any]) -> None:
         super().__init__(message)

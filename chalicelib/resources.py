@@ -27,6 +27,7 @@ from chalicelib.access.rate_limit import RateLimiter
 from chalicelib.access.signing_secrets import SigningSecrets
 from chalicelib.access.tokens import UserTokens
 from chalicelib.config import Settings, load_settings
+from chalicelib.deadlines import Deadline
 from chalicelib.eventlog.batch_writer import BatchWriter
 from chalicelib.eventlog.item import EventRecord, ensure_table, event_model, table_connection
 from chalicelib.eventlog.log import EventLog
@@ -36,12 +37,25 @@ from chalicelib.models.store import ModelStore
 from chalicelib.serving.live_model import LiveModel
 from chalicelib.serving.personalizer import Personalizer
 
-# Short timeouts and botocore's standard retry mode (exponential backoff with
-# jitter): a request should fail fast rather than hang the Lambda.
+# Scripts' S3 client: uploads of large models and listings may be slow; botocore's
+# standard retry mode (exponential backoff with jitter) covers passing faults.
 _CLIENT_CONFIG = Config(
     connect_timeout=2,
     read_timeout=10,
     retries={"max_attempts": 4, "mode": "standard"},
+)
+#: The serving path's calls to AWS. A healthy call answers in milliseconds; these bound a sick
+#: one so that a request's calls fit in its deadline (REQUEST_DEADLINE_SECONDS, 5 s by default):
+#: at most 0.5 + 1.5 s per attempt. A read timeout bounds each wait for bytes, so a large model
+#: still downloads on a cold start. S3 reads get one attempt: a cold instance answers 503 with
+#: Retry-After rather than wait out botocore's backoff, and a warm one retries at its next refresh.
+API_CONNECT_TIMEOUT_SECONDS = 0.5
+API_READ_TIMEOUT_SECONDS = 1.5
+API_CALL_SECONDS = API_CONNECT_TIMEOUT_SECONDS + API_READ_TIMEOUT_SECONDS
+_SERVING_S3_CONFIG = Config(
+    connect_timeout=API_CONNECT_TIMEOUT_SECONDS,
+    read_timeout=API_READ_TIMEOUT_SECONDS,
+    retries={"total_max_attempts": 1, "mode": "standard"},
 )
 #: A full Scan of the log (training) may take far longer per page than requests may.
 SCAN_READ_TIMEOUT_SECONDS = 300
@@ -65,8 +79,9 @@ class Resources:
 
     @functools.cached_property
     def model_store(self) -> ModelStore:
-        """Read-only access to the published models: what serving needs."""
-        return ModelStore(self.s3, self.settings.model_bucket, self.settings.model_prefix)
+        """Read-only access to the published models: what serving needs, with its tight timeouts."""
+        serving_s3 = _s3_client(self.settings.region, self.settings.s3_endpoint_url, serving=True)
+        return ModelStore(serving_s3, self.settings.model_bucket, self.settings.model_prefix)
 
     @functools.cached_property
     def model_registry(self) -> ModelRegistry:
@@ -75,9 +90,12 @@ class Resources:
 
     @functools.cached_property
     def event_table(self) -> type[EventRecord]:
-        """The event table for writes, erasure and short reads (API timeouts)."""
+        """The event table for writes and erasure: API timeouts, no retries of its own (callers
+        retry within their deadline)."""
         config = self.settings
-        return _event_table(config.events_table, config.region, config.dynamodb_endpoint_url)
+        return _event_table(config.events_table, config.region, config.dynamodb_endpoint_url,
+                            connect_timeout=API_CONNECT_TIMEOUT_SECONDS, read_timeout=API_READ_TIMEOUT_SECONDS,
+                            retries=0)
 
     @functools.cached_property
     def scan_table(self) -> type[EventRecord]:
@@ -96,7 +114,7 @@ class Resources:
             retries=0,
         )
         batches = BatchWriter(_batch_connection(self.event_table), attempts=config.event_write_attempts,
-                              retry_base_seconds=config.event_retry_base_seconds)
+                              retry_base_seconds=config.event_retry_base_seconds, call_seconds=API_CALL_SECONDS)
         return EventLog(self.event_table, reader, batches=batches, retention_days=config.event_retention_days)
 
     @functools.cached_property
@@ -149,6 +167,10 @@ class Resources:
         first = next(iter(secrets.values()), "")
         return hmac.new(first.encode("utf-8"), b"user references in logs", hashlib.sha256).digest()
 
+    def request_deadline(self) -> Deadline:
+        """The deadline of a request starting now: its AWS calls end before it."""
+        return Deadline(self.settings.request_deadline_seconds)
+
     def provision(self) -> None:
         """Create the bucket and the event table (with its time index) if they are missing."""
         self.model_registry.ensure_bucket(self.settings.region)
@@ -156,10 +178,10 @@ class Resources:
 
 
 @functools.cache
-def _s3_client(region: str, endpoint_url: str | None) -> Any:
+def _s3_client(region: str, endpoint_url: str | None, serving: bool = False) -> Any:
     # boto3 clients are thread-safe; a new session per client keeps credentials resolution independent.
     return boto3.session.Session().client("s3", region_name=region, endpoint_url=endpoint_url,
-                                          config=_CLIENT_CONFIG)
+                                          config=_SERVING_S3_CONFIG if serving else _CLIENT_CONFIG)
 
 
 @functools.cache
@@ -175,7 +197,7 @@ def _event_table(table_name: str, region: str, host: str | None, **timeouts: flo
 
 @functools.cache
 def _batch_connection(model: type[EventRecord]) -> TableConnection:
-    return table_connection(model)
+    return table_connection(model, retries=0)  # BatchWriter retries, within the request's deadline
 
 
 @functools.cache

@@ -21,6 +21,7 @@ from chalicelib.models.artifact import ModelArtifact
 from chalicelib.models.registry import ModelRegistry
 from chalicelib.resources import Resources, reset_app_resources
 from local_aws.stack import FAKE_CREDENTIALS, DynaliteServer, MotoServer, dynalite_unavailable_reason
+from tests.faults import FaultProxy
 from tests.support import TEST_KEYS, client_for, tiny_artifact
 
 DYNAMODB_ENGINES = ["dynalite", "moto"]
@@ -161,3 +162,26 @@ def events_client(dynamodb_settings: Settings, tmp_path: Path) -> Iterator[objec
 def make_tiny_artifact():
     """The :func:`tests.support.tiny_artifact` factory, for tests that vary one field."""
     return tiny_artifact
+
+
+@pytest.fixture
+def s3_proxy(moto_server: MotoServer) -> Iterator[FaultProxy]:
+    """A :class:`tests.faults.FaultProxy` in front of moto's S3, to break the network under a client."""
+    with FaultProxy(moto_server.url) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def dynamodb_proxy(dynamodb_endpoint: str) -> Iterator[FaultProxy]:
+    """A :class:`tests.faults.FaultProxy` in front of each DynamoDB emulator in turn."""
+    with FaultProxy(dynamodb_endpoint) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def faulty_settings(dynamodb_settings: Settings, s3_proxy: FaultProxy, dynamodb_proxy: FaultProxy) -> Settings:
+    """``dynamodb_settings`` reaching S3 and DynamoDB through ``s3_proxy`` and ``dynamodb_proxy``.
+
+    Provisioned directly, before any fault: a test breaks only the calls it means to.
+    """
+    return replace(dynamodb_settings, s3_endpoint_url=s3_proxy.url, dynamodb_endpoint_url=dynamodb_proxy.url)

@@ -25,6 +25,7 @@ FORBIDDEN = {
     "access": {"api", "serving", "models", "eventlog", "training", "resources"},
     "config": {"api", "serving", "models", "eventlog", "training", "resources"},
     "errors": {"api", "serving", "models", "eventlog", "training", "resources", "config"},
+    "deadlines": {"api", "serving", "models", "eventlog", "training", "resources", "config", "errors", "access"},
 }
 #: Libraries only training may import (Lambda bundle size and cold start).
 TRAINING_ONLY = {"scipy", "implicit", "threadpoolctl", "matplotlib", "tqdm"}

@@ -10,6 +10,7 @@ are signed with the first and verified with the one their ``kid`` names.
 from __future__ import annotations
 
 import time
+import unicodedata
 
 import jwt
 
@@ -93,4 +94,5 @@ class UserTokens:
         user_id = claims["sub"]
         if not isinstance(user_id, str) or not user_id:
             raise InvalidUserToken("the user token's sub is not a user id")
-        return user_id
+        # Request ids are compared in NFC (eventlog.rules.check_id): a backend's "Jose\u0301" is "José".
+        return unicodedata.normalize("NFC", user_id)

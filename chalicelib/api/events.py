@@ -12,7 +12,8 @@ from chalice.app import Request
 from chalicelib import telemetry
 from chalicelib.access.control import Access, Caller
 from chalicelib.api.routing import ApiBlueprint
-from chalicelib.api.validation import check_id, parse_event_batch
+from chalicelib.api.validation import parse_event_batch, parse_path_id
+from chalicelib.deadlines import Deadline
 from chalicelib.errors import EventsNotStored
 from chalicelib.eventlog.item import Event
 from chalicelib.eventlog.log import EventLog
@@ -48,16 +49,17 @@ def post_events(caller: Caller) -> Response:
     for event in events:
         caller.require_user(event.user_id)
     resources.access.spend_events(caller, [event.user_id for event in events])
-    return Response(body=record_events(resources.event_log, events), status_code=202)
+    return Response(body=record_events(resources.event_log, events, resources.request_deadline()), status_code=202)
 
 
 @blueprint.route("/users/{user_id}", access=Access.SECRET, methods=["DELETE"])
 def delete_user(caller: Caller, user_id: str) -> dict[str, Any]:
-    return erase_user(app_resources().event_log, check_id(user_id, "user_id"))
+    resources = app_resources()
+    return erase_user(resources.event_log, parse_path_id(user_id, "user_id"), resources.request_deadline())
 
 
-def record_events(event_log: EventLog, events: list[Event]) -> dict[str, Any]:
-    """Store *events*; the answer of ``POST /events``.
+def record_events(event_log: EventLog, events: list[Event], deadline: Deadline | None = None) -> dict[str, Any]:
+    """Store *events* before *deadline*; the answer of ``POST /events``.
 
     Returns ``{"accepted", "duplicates", "event_ids"}`` where ``event_ids``
     follows the request order (server-made ids included, so a client can
@@ -66,10 +68,11 @@ def record_events(event_log: EventLog, events: list[Event]) -> dict[str, Any]:
     Raises
     ------
     EventsNotStored
-        When retries ran out for some events; its details list exactly
-        which (by index and event id) and count only what was stored.
+        When retries or the deadline ran out for some events; its details
+        list exactly which (by index and event id) and count only what was
+        stored.
     """
-    receipt = event_log.write(events)
+    receipt = event_log.write(events, deadline)
     body: dict[str, Any] = {
         "accepted": len(receipt.stored),
         "duplicates": len(receipt.duplicates),
@@ -85,9 +88,9 @@ def record_events(event_log: EventLog, events: list[Event]) -> dict[str, Any]:
     return body
 
 
-def erase_user(event_log: EventLog, user_id: str) -> dict[str, Any]:
-    """Delete every event of *user_id*; the answer of ``DELETE /users/{id}``."""
-    receipt = event_log.erase(user_id)
+def erase_user(event_log: EventLog, user_id: str, deadline: Deadline | None = None) -> dict[str, Any]:
+    """Delete every event of *user_id* received until now; the answer of ``DELETE /users/{id}``."""
+    receipt = event_log.erase(user_id, deadline)
     return {
         "user_id": receipt.user_id,
         "deleted_events": receipt.deleted_events,

@@ -8,7 +8,7 @@ from chalice import Response
 
 from chalicelib.access.control import Access, Caller
 from chalicelib.api.routing import ApiBlueprint
-from chalicelib.api.validation import check_id, parse_count_query, parse_session_request
+from chalicelib.api.validation import parse_count_query, parse_path_id, parse_session_request
 from chalicelib.resources import app_resources
 
 blueprint = ApiBlueprint(__name__)
@@ -20,22 +20,22 @@ def health(caller: Caller) -> Response:
     return Response(body=body, status_code=status)
 
 
-@blueprint.route("/users/{user_id}/recommendations", access=Access.USER)
+@blueprint.route("/users/{user_id}/recommendations", access=Access.USER, query=("n",))
 def user_recommendations(caller: Caller, user_id: str) -> dict[str, Any]:
     n = parse_count_query(blueprint.current_request.query_params)
-    user_id = check_id(user_id, "user_id")
+    user_id = parse_path_id(user_id, "user_id")
     caller.require_user(user_id)
     return {"user_id": user_id, **app_resources().personalizer.recommend(user_id, n).to_json()}
 
 
-@blueprint.route("/items/{item_id}/similar", access=Access.ANY_KEY)
+@blueprint.route("/items/{item_id}/similar", access=Access.ANY_KEY, query=("n",))
 def similar_items(caller: Caller, item_id: str) -> dict[str, Any]:
     n = parse_count_query(blueprint.current_request.query_params)
-    item_id = check_id(item_id, "item_id")
+    item_id = parse_path_id(item_id, "item_id")
     return {"item_id": item_id, **app_resources().live_model.recommender().similar_items(item_id, n).to_json()}
 
 
-@blueprint.route("/popular", access=Access.ANY_KEY)
+@blueprint.route("/popular", access=Access.ANY_KEY, query=("n",))
 def popular(caller: Caller) -> dict[str, Any]:
     n = parse_count_query(blueprint.current_request.query_params)
     return app_resources().live_model.recommender().popular(n).to_json()

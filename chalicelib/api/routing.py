@@ -1,7 +1,8 @@
 """The edge of every route: who may call it, errors as JSON, CORS for the pages a key allows, and
 one log line and one set of metrics per request.
 
-Routes are declared on an :class:`ApiBlueprint` with their :class:`Access`.
+Routes are declared on an :class:`ApiBlueprint` with their :class:`Access` and
+the query parameters they accept; any other is refused before the view runs.
 Each view receives the :class:`Caller` first, then its path parameters.
 Errors are answered inside the view rather than by Chalice middleware, which
 only sees ``ChaliceUnhandledError`` and would answer without CORS headers.
@@ -18,13 +19,16 @@ from chalice.app import Request
 
 from chalicelib import telemetry
 from chalicelib.access.control import Access, Caller
-from chalicelib.errors import RecommenderError, error_response
+from chalicelib.api.validation import check_query, parse_path_id
+from chalicelib.errors import InvalidRequest, RecommenderError, error_response
 from chalicelib.resources import Resources, app_resources
 
 #: Path -> the methods its routes serve, whichever blueprint declared them (for preflights).
 _PATH_METHODS: dict[str, set[str]] = {}
 #: (path, method) -> the access its route asks for: what the OpenAPI document's security must say.
 ROUTE_ACCESS: dict[tuple[str, str], Access] = {}
+#: (path, method) -> the query parameters its route accepts: what the OpenAPI document's parameters must say.
+ROUTE_QUERY: dict[tuple[str, str], tuple[str, ...]] = {}
 #: Derives metrics of one route from its request and answer (e.g. events accepted).
 Observer = Callable[[Request, Response], None]
 
@@ -44,7 +48,16 @@ class ApiBlueprint(Blueprint):
     """
 
     def route(self, path: str, access: Access = Access.ANY_KEY, observe: Observer | None = None,
-              **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+              query: tuple[str, ...] = (), **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Declare a route (Chalice's arguments in *kwargs*).
+
+        Parameters
+        ----------
+        access: who may call it.
+        observe: derives the route's own metrics from each request and answer.
+        query: the names of the query parameters it accepts; a request with
+            any other, or with one of these twice, gets a 400 before the view runs.
+        """
         register = super().route(path, **kwargs)
         if path not in _PATH_METHODS:
             _PATH_METHODS[path] = set()
@@ -52,15 +65,16 @@ class ApiBlueprint(Blueprint):
         methods = kwargs.get("methods", ["GET"])
         _PATH_METHODS[path].update(methods)
         ROUTE_ACCESS.update({(path, method): access for method in methods})
+        ROUTE_QUERY.update({(path, method): tuple(query) for method in methods})
 
         def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
-            register(self._guard(view, access, path, observe))
+            register(self._guard(view, access, path, observe, tuple(query)))
             return view
 
         return decorator
 
     def _guard(self, view: Callable[..., Any], access: Access, path: str,
-               observe: Observer | None) -> Callable[..., Any]:
+               observe: Observer | None, query: tuple[str, ...]) -> Callable[..., Any]:
         @functools.wraps(view)
         def guarded(**path_parameters: str) -> Response:
             started = time.perf_counter()
@@ -72,6 +86,7 @@ class ApiBlueprint(Blueprint):
                 resources = app_resources()
                 caller = resources.access.authorize(access, request.headers.get("x-api-key"),
                                                     request.headers.get("x-user-token"), origin)
+                check_query(request.query_params, query)
                 answer = view(caller, **path_parameters)
                 response = answer if isinstance(answer, Response) else Response(body=answer)
             except RecommenderError as error:
@@ -138,6 +153,10 @@ def _request_id(blueprint: Blueprint, request: Request) -> str | None:
 def _user_reference(user_id: str | None, resources: Resources | None) -> str | None:
     if user_id is None or resources is None:
         return None
+    try:  # the id as the view read it, so one user has one reference whatever encoded the path
+        user_id = parse_path_id(user_id, "user_id")
+    except InvalidRequest:
+        pass  # a refused id is still hashed, never logged
     try:
         return telemetry.user_reference(user_id, resources.log_user_key)
     except RecommenderError:

@@ -1,8 +1,9 @@
 """Checks of HTTP input at the edge: query parameters, path ids and JSON bodies.
 
 Every function raises :class:`InvalidRequest` naming the offending field, so
-bad input becomes a 400 with a message, never a 500. What an event may hold
-is checked by :mod:`chalicelib.eventlog.rules`, shared with the importer.
+bad input becomes a 400 with a message, never a 500. What an event may hold,
+and what an id is, is checked by :mod:`chalicelib.eventlog.rules`, shared
+with the importer.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 import re
 from datetime import datetime
 from typing import Any, Mapping
+from urllib.parse import unquote
 
 from chalicelib.errors import InvalidRequest, PayloadTooLarge
 from chalicelib.eventlog.item import Event
@@ -37,15 +39,63 @@ def check_count(value: Any, field: str = "n") -> int:
     return value
 
 
+def check_query(query_params: Mapping[str, str] | None, accepted: tuple[str, ...]) -> None:
+    """Refuse query parameters a route does not accept, and any given more than once.
+
+    Parameters
+    ----------
+    query_params: the request's query parameters (Chalice's ``MultiDict``, or a plain mapping).
+    accepted: the names the route accepts.
+
+    Raises
+    ------
+    InvalidRequest
+        Naming the first offending parameter (in sorted order) as its field.
+    """
+    if not query_params:
+        return
+    allowed = f"only {', '.join(map(repr, accepted))} accepted" if accepted else "this route takes none"
+    getlist = getattr(query_params, "getlist", None)
+    for name in sorted(query_params):
+        if name not in accepted:
+            raise InvalidRequest(f"unknown query parameter {name[:60]!r}; {allowed}", name)
+        # A repeated parameter has no single meaning: Chalice would keep one copy, silently.
+        if getlist is not None and len(getlist(name)) > 1:
+            raise InvalidRequest(f"query parameter {name!r} is given {len(getlist(name))} times; give it once", name)
+
+
 def parse_count_query(query_params: Mapping[str, str] | None) -> int:
-    """The ``n`` query parameter (default ``DEFAULT_RESULTS``); other parameters are refused."""
-    params = dict(query_params or {})
-    unknown = sorted(set(params) - {"n"})
-    if unknown:
-        raise InvalidRequest(f"unknown query parameter {unknown[0]!r}; only 'n' is accepted", unknown[0])
-    if "n" not in params:
-        return DEFAULT_RESULTS
-    return check_count(params["n"])
+    """The ``n`` query parameter, or ``DEFAULT_RESULTS`` when absent.
+
+    Which parameters a route accepts is checked before its view runs (:func:`check_query`).
+    """
+    params = query_params or {}
+    return check_count(params["n"]) if "n" in params else DEFAULT_RESULTS
+
+
+def parse_path_id(value: str, field: str) -> str:
+    """An id from a URL path: percent-decoded until no escape is left, then checked as every id is.
+
+    chalice local hands views the path segment as sent, API Gateway hands them
+    it decoded once: decoding to the end reads both alike (and any proxy that
+    decodes once more or once less). No id holds a percent-escape
+    (:func:`check_id`), so this never turns one id into another.
+
+    Raises
+    ------
+    InvalidRequest
+        When the escapes are not UTF-8, or the decoded id breaks the rules of ids.
+    """
+    decoded = value
+    while "%" in decoded:
+        try:
+            once = unquote(decoded, errors="strict")
+        except UnicodeDecodeError:
+            raise InvalidRequest(f"{field} holds percent-escapes that are not UTF-8 text", field) from None
+        if once == decoded:
+            break  # a "%" that escapes nothing, as in "100%"
+        decoded = once
+    return check_id(decoded, field)
 
 
 def parse_json_object(raw_body: bytes | str | None) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import csv
 import hashlib
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, TextIO
 
 from chalicelib.errors import InvalidRequest
 
@@ -71,8 +71,7 @@ def movielens_csv_rows(path: Path) -> Iterator[tuple[int, Row]]:
     InvalidRequest
         When the header lacks one of the MovieLens columns.
     """
-    # utf-8-sig: spreadsheet programs often start CSV files with a byte-order mark.
-    with path.open(newline="", encoding="utf-8-sig") as handle:
+    with _open_csv(path) as handle:
         reader = csv.DictReader(handle)
         missing = {"userId", "movieId", "rating", "timestamp"} - set(reader.fieldnames or ())
         if missing:
@@ -91,8 +90,7 @@ def generic_csv_rows(path: Path) -> Iterator[tuple[int, Row]]:
         When the header lacks ``user_id`` or ``item_id`` or names other columns.
     """
     seen: dict[str, int] = {}
-    # utf-8-sig: spreadsheet programs often start CSV files with a byte-order mark.
-    with path.open(newline="", encoding="utf-8-sig") as handle:
+    with _open_csv(path) as handle:
         reader = csv.DictReader(handle)
         columns = set(reader.fieldnames or ())
         if not {"user_id", "item_id"} <= columns:
@@ -115,9 +113,21 @@ def generic_csv_rows(path: Path) -> Iterator[tuple[int, Row]]:
                 content = "\x1f".join(f"{key}={row.get(key) or ''}" for key in sorted(_CSV_COLUMNS))
                 occurrence = seen.get(content, 0)
                 seen[content] = occurrence + 1
-                digest = hashlib.sha256(f"{content}\x1e{occurrence}".encode()).hexdigest()[:32]
+                key = f"{content}\x1e{occurrence}".encode(errors="surrogateescape")  # the file's own bytes
+                digest = hashlib.sha256(key).hexdigest()[:32]
                 raw["event_id"] = f"csv:{digest}"
             yield reader.line_num, raw
+
+
+def _open_csv(path: Path) -> TextIO:
+    """*path* as text for the csv module.
+
+    utf-8-sig: spreadsheet programs often start CSV files with a byte-order mark.
+    surrogateescape: bytes that are not UTF-8 become lone surrogates instead of
+    ending the import with a UnicodeDecodeError, so the rules reject just their
+    row (no id may hold a surrogate) and the rest of the file is read.
+    """
+    return path.open(newline="", encoding="utf-8-sig", errors="surrogateescape")
 
 
 def _convert_numbers(raw: dict) -> str | None:

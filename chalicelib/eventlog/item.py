@@ -42,6 +42,17 @@ TIME_INDEX = "by_time"
 #: Characters of a time key that hold the instant: ``YYYY-MM-DDTHH:MM:SS.mmm``.
 _TIME_KEY_INSTANT = 23
 
+# What DynamoDB can hold (its "Constraints" page). A write breaking one is refused whole with a
+# ValidationException, and BatchWriteItem fails its other 24 items with it: the checks of incoming
+# events (rules.py) use these so that whatever they accept, the table stores.
+#: Partition key values, of the table and of every index, in UTF-8 bytes.
+MAX_PARTITION_KEY_BYTES = 2048
+#: Sort key values, of the table and of every index (the time index's ``time_key`` too), in UTF-8 bytes.
+MAX_SORT_KEY_BYTES = 1024
+#: The smallest magnitude of a non-zero number. (The largest, 9.99…E+125, is far above any value we
+#: accept, and pynamodb writes a float with at most 17 of the 38 significant digits allowed.)
+MIN_NUMBER_MAGNITUDE = 1e-130
+
 #: (user_id, record_key): the primary key of an item.
 ItemKey = tuple[str, str]
 
@@ -86,6 +97,14 @@ def time_key(timestamp: datetime, event_id: str) -> str:
     """The time-index key of an event: its UTC time to the millisecond, then its id."""
     utc = timestamp.astimezone(timezone.utc)
     return f"{utc.strftime('%Y-%m-%dT%H:%M:%S')}.{utc.microsecond // 1000:03d}Z#{event_id}"
+
+
+#: The longest user id, in UTF-8 bytes: it is the partition key of the table and of the time index as is.
+MAX_USER_ID_BYTES = MAX_PARTITION_KEY_BYTES
+#: The longest event id, in UTF-8 bytes: it ends both sort keys, ``record_key`` (``e#<id>``) and the
+#: time index's ``time_key`` (``<instant>Z#<id>``, 25 characters before the id), so the longer prefix binds.
+MAX_EVENT_ID_BYTES = MAX_SORT_KEY_BYTES - max(len(record_key("")),
+                                              len(time_key(datetime(2000, 1, 1, tzinfo=timezone.utc), "")))
 
 
 def time_key_instants(keys: Sequence[str]) -> np.ndarray:
@@ -213,11 +232,12 @@ def event_model(
     return type(f"EventRecord_{table_name}", (EventRecord,), {"Meta": meta})
 
 
-def table_connection(model: type[EventRecord]) -> TableConnection:
+def table_connection(model: type[EventRecord], retries: int | None = None) -> TableConnection:
     """A low-level connection to *model*'s table, for batch calls and raw scans.
 
-    Same endpoint and timeouts as *model*; built on pynamodb's public
-    :class:`TableConnection`, told the key schema so that it needs no
+    Same endpoint and timeouts as *model* (and its retries unless *retries*
+    is given: callers that retry themselves pass 0); built on pynamodb's
+    public :class:`TableConnection`, told the key schema so that it needs no
     DescribeTable call.
     """
     meta = model.Meta
@@ -233,7 +253,7 @@ def table_connection(model: type[EventRecord]) -> TableConnection:
         host=getattr(meta, "host", None),
         connect_timeout_seconds=meta.connect_timeout_seconds,
         read_timeout_seconds=meta.read_timeout_seconds,
-        max_retry_attempts=meta.max_retry_attempts,
+        max_retry_attempts=meta.max_retry_attempts if retries is None else retries,
         meta_table=schema,
     )
 

@@ -2,6 +2,16 @@
 
 The item format and key layout are in :mod:`chalicelib.eventlog.item`; the
 retries of batch calls in :mod:`chalicelib.eventlog.batch_writer`.
+
+Erasure is decided by the server's receive time: erasing a user deletes every
+event received before the erasure, and events received after it are new
+activity, kept whatever timestamp they carry. A write and an erasure may run
+at the same moment, so each side checks after the other's first step: the
+erasure writes its marker, then reads the user's events strongly consistent
+and deletes them; a write stores its events, then reads the marker strongly
+consistent and deletes what it stored if an erasure began after it received
+them. Whichever comes second sees the other, so no event received before an
+erasure survives it.
 """
 
 from __future__ import annotations
@@ -14,13 +24,16 @@ from typing import Any
 
 from pynamodb.exceptions import PynamoDBException
 
+from chalicelib.deadlines import Deadline
 from chalicelib.errors import EventLogUnavailable
 from chalicelib.eventlog.batch_writer import WRITE_BATCH, BatchWriter
 from chalicelib.eventlog.item import (
+    ERASED_KEY,
     Event,
     EventRecord,
     ItemKey,
     is_event_key,
+    parse_stored_time,
     record_key,
     table_connection,
 )
@@ -84,13 +97,15 @@ class EventLog:
 
     # -- writing -------------------------------------------------------------
 
-    def write(self, events: list[Event]) -> WriteReceipt:
+    def write(self, events: list[Event], deadline: Deadline | None = None) -> WriteReceipt:
         """Store *events*, skipping those whose (user_id, event_id) is already stored.
 
         Returns a receipt listing, by position in *events*, which were stored,
         which were duplicates (already stored, or repeated in this call), and
-        which could not be stored once retries ran out (a repeat of an event
-        that could not be stored counts as not stored).
+        which could not be stored once retries or the *deadline* ran out (a
+        repeat of an event that could not be stored counts as not stored).
+        Events of a user whose erasure began while they were being written
+        are erased with the user (and count as stored: they were accepted).
         """
         receipt = WriteReceipt()
         first_position: dict[ItemKey, int] = {}
@@ -103,7 +118,7 @@ class EventLog:
                 first_position[key] = position
 
         try:
-            existing = self._batches.find_existing(list(first_position))
+            existing = self._batches.find_existing(list(first_position), deadline)
         except EventLogUnavailable:
             receipt.failed.extend(range(len(events)))
             return receipt
@@ -119,7 +134,10 @@ class EventLog:
         batches = [{key: to_store[key] for key in keys[start:start + WRITE_BATCH]}
                    for start in range(0, len(keys), WRITE_BATCH)]
         with ThreadPoolExecutor(max_workers=min(WRITE_THREADS, len(batches) or 1)) as pool:
-            unstored_per_batch = list(pool.map(self._batches.put, batches))
+            unstored_per_batch = list(pool.map(lambda batch: self._batches.put(batch, deadline), batches))
+        stored_keys = [key for batch, unstored in zip(batches, unstored_per_batch, strict=True)
+                       for key in batch if key not in unstored]
+        self._erase_if_erasure_began(stored_keys, received_at, deadline)
         for batch, unstored in zip(batches, unstored_per_batch, strict=True):
             for key in batch:
                 (receipt.failed if key in unstored else receipt.stored).append(first_position[key])
@@ -130,6 +148,31 @@ class EventLog:
         for positions in (receipt.stored, receipt.duplicates, receipt.failed):
             positions.sort()
         return receipt
+
+    def _erase_if_erasure_began(self, stored: list[ItemKey], received_at: datetime,
+                                deadline: Deadline | None) -> None:
+        """Delete what this write stored for users whose erasure began at or after *received_at*.
+
+        The second half of the handshake with :meth:`erase` (module docstring).
+        If the markers cannot be read in time, the events stay: the erasure
+        that raced with this write then still finds them, or a retried
+        ``DELETE`` does.
+        """
+        users = sorted({user_id for user_id, _ in stored})
+        if not users:
+            return
+        try:
+            markers = self._batches.read([(user_id, ERASED_KEY) for user_id in users], ["erased_at"], deadline)
+        except EventLogUnavailable:
+            logger.warning("could not check %d users for an erasure racing with this write", len(users))
+            return
+        erased = {user_id for (user_id, _), item in markers.items()
+                  if "erased_at" in item and parse_stored_time(item["erased_at"]["S"]) >= received_at}
+        doomed = [key for key in stored if key[0] in erased]
+        for start in range(0, len(doomed), WRITE_BATCH):
+            self._batches.delete(doomed[start:start + WRITE_BATCH], deadline)
+        if doomed:
+            logger.info("erased %d events written while their user's erasure began", len(doomed))
 
     def _record(self, event: Event, received_at: datetime) -> EventRecord:
         expires_at = event.timestamp + self._retention if self._retention is not None else None
@@ -146,7 +189,8 @@ class EventLog:
         try:
             records = list(self._reader.by_time.query(user_id, scan_index_forward=False, limit=limit + 1))
         except PynamoDBException as exc:
-            raise EventLogUnavailable(f"cannot read events of the user: {exc}") from exc
+            logger.warning("cannot read the latest events of a user: %s", exc)
+            raise EventLogUnavailable("the event log did not answer in time") from exc
         erased_at = None
         events = []
         for record in records:
@@ -155,37 +199,43 @@ class EventLog:
             elif len(events) < limit:
                 events.append(record.to_event())
         if erased_at is not None:
-            # Events that slipped in while the erasure ran belong to the erased past.
-            events = [event for event in events if event.timestamp > erased_at]
+            # Events received before the erasure belong to the erased past, even while their deletion runs.
+            events = [event for event in events if _received(event) > erased_at]
         return UserHistory(events=events, erased_at=erased_at)
 
     # -- erasure ---------------------------------------------------------------
 
-    def erase(self, user_id: str) -> ErasureReceipt:
-        """Delete every event of *user_id* and leave a marker holding only the id and time.
+    def erase(self, user_id: str, deadline: Deadline | None = None) -> ErasureReceipt:
+        """Delete every event of *user_id* received until now, and leave a marker holding the id and time.
 
-        The marker is written first: from then on serving treats the user as
-        unknown to the model, even before the deletion finishes.
+        The marker is written first: from then on serving ignores the user's
+        earlier events, and a write racing with this erasure deletes its own
+        (module docstring). Calling again is safe and finishes an interrupted
+        erasure.
 
         Raises
         ------
         EventLogUnavailable
-            When some events could not be deleted; calling again finishes the job.
+            When the marker could not be written or some events could not be
+            deleted in time; calling again finishes the job.
         """
         erased_at = datetime.now(timezone.utc)
         try:
-            self._model.erasure_marker(user_id, erased_at).save()
-            keys = [
-                (user_id, record.record_key)
-                for record in self._model.query(user_id, attributes_to_get=["record_key"])
-                if is_event_key(record.record_key)
-            ]
-        except PynamoDBException as exc:
-            raise EventLogUnavailable(f"cannot erase the user: {exc}") from exc
-        left = sum(len(self._batches.delete(keys[start:start + WRITE_BATCH]))
+            self._batches.run(lambda: self._model.erasure_marker(user_id, erased_at).save(), deadline)
+            records = self._batches.run(lambda: list(self._model.query(
+                user_id, consistent_read=True, attributes_to_get=["record_key", "received_at"])), deadline)
+        except EventLogUnavailable as exc:
+            raise EventLogUnavailable("the event log did not answer in time; retry the erasure") from exc
+        keys = [(user_id, record.record_key) for record in records
+                if is_event_key(record.record_key) and (record.received_at is None or record.received_at <= erased_at)]
+        left = sum(len(self._batches.delete(keys[start:start + WRITE_BATCH], deadline))
                    for start in range(0, len(keys), WRITE_BATCH))
         if left:
             raise EventLogUnavailable(f"{left} events of the user could not be deleted yet; retry the erasure")
         logger.info("erased %d events", len(keys))
         return ErasureReceipt(user_id=user_id, deleted_events=len(keys), erased_at=erased_at)
 
+
+def _received(event: Event) -> datetime:
+    """When the log received *event* (its timestamp for events stored before receive times were kept)."""
+    return event.received_at if event.received_at is not None else event.timestamp

@@ -130,7 +130,7 @@ class ModelRegistry(ModelStore):
         """
         live = self.live_version()
         entries = []
-        for version in self._version_ids():
+        for version in self.version_ids():
             try:
                 entries.append(VersionInfo.from_manifest(version, version == live, self.read_manifest(version)))
             except ArtifactError as exc:
@@ -173,7 +173,7 @@ class ModelRegistry(ModelStore):
         live = self.live_version()
         # Broken folders count by id like any other: the newest one may be a
         # version still being uploaded (model written, manifest not yet).
-        versions = self._version_ids()
+        versions = self.version_ids()
         kept = set(versions[:keep]) | {live}
         deleted = []
         for version in versions:
@@ -201,7 +201,7 @@ class ModelRegistry(ModelStore):
         live = self.live_version()
         if live is None:
             raise ArtifactError("no live version to roll back from")
-        for version in self._version_ids():
+        for version in self.version_ids():
             if version >= live:  # ids sort by creation time
                 continue
             try:
@@ -227,27 +227,6 @@ class ModelRegistry(ModelStore):
         key = self._key(version, name)
         self._s3.put_object(Bucket=self._bucket, Key=key, Body=body, ContentType=content_type)
         return key
-
-    #: Page size of the listings; small values let tests exercise pagination.
-    _LIST_PAGE_SIZE = 1000
-
-    def _version_ids(self) -> list[str]:
-        """Ids of the version folders under the prefix, newest first."""
-        folder = f"{self._prefix}/" if self._prefix else ""
-        paginator = self._s3.get_paginator("list_objects_v2")
-        versions = []
-        for page in paginator.paginate(
-            Bucket=self._bucket, Prefix=folder, Delimiter="/",
-            PaginationConfig={"PageSize": self._LIST_PAGE_SIZE},
-        ):
-            for common in page.get("CommonPrefixes", []):
-                name = common["Prefix"][len(folder):].rstrip("/")
-                # publish never writes such a folder; it cannot be loaded or deleted by id
-                if is_safe_segment(name):
-                    versions.append(name)
-                else:
-                    logger.debug("ignoring folder %r: not a version id", name)
-        return sorted(versions, reverse=True)
 
     def _keys_under(self, folder: str) -> list[str]:
         paginator = self._s3.get_paginator("list_objects_v2")

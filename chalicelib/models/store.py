@@ -7,10 +7,20 @@ prefix); publishing and managing versions is :mod:`chalicelib.models.registry`.
 from __future__ import annotations
 
 import json
+import logging
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.errors import ArtifactError
-from chalicelib.models.artifact import MANIFEST_FILE, MODEL_FILE, POINTER_FILE, check_version_id, deserialize
+from chalicelib.models.artifact import (
+    MANIFEST_FILE,
+    MODEL_FILE,
+    POINTER_FILE,
+    check_version_id,
+    deserialize,
+    is_safe_segment,
+)
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from chalicelib.models.artifact import ModelArtifact
@@ -75,6 +85,27 @@ class ModelStore:
         if payload is None:
             raise ArtifactError(f"model version {version!r} has no {MODEL_FILE} at s3://{self._bucket}/{key}")
         return deserialize(payload, manifest)
+
+    #: Page size of the listings; small values let tests exercise pagination.
+    _LIST_PAGE_SIZE = 1000
+
+    def version_ids(self) -> list[str]:
+        """Ids of the version folders under the prefix, newest first."""
+        folder = f"{self._prefix}/" if self._prefix else ""
+        paginator = self._s3.get_paginator("list_objects_v2")
+        versions = []
+        for page in paginator.paginate(
+            Bucket=self._bucket, Prefix=folder, Delimiter="/",
+            PaginationConfig={"PageSize": self._LIST_PAGE_SIZE},
+        ):
+            for common in page.get("CommonPrefixes", []):
+                name = common["Prefix"][len(folder):].rstrip("/")
+                # publish never writes such a folder; it cannot be loaded or deleted by id
+                if is_safe_segment(name):
+                    versions.append(name)
+                else:
+                    logger.debug("ignoring folder %r: not a version id", name)
+        return sorted(versions, reverse=True)
 
     def _get(self, key: str) -> bytes | None:
         try:

@@ -22,7 +22,9 @@ class EventArrays:
     """Events as parallel coded arrays.
 
     ``users``/``items``/``types`` index ``user_ids``/``item_ids``/``event_types``;
-    ``times`` are UTC ``datetime64[ms]``.
+    ``times`` are the events' own UTC ``datetime64[ms]``; ``received``, when
+    known, when the log received each (NaT where it did not say), which is
+    what an erasure is judged by.
     """
 
     users: np.ndarray
@@ -32,6 +34,7 @@ class EventArrays:
     user_ids: np.ndarray
     item_ids: np.ndarray
     event_types: np.ndarray
+    received: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.users.shape[0])
@@ -65,7 +68,7 @@ class EventCollector:
 
     def __init__(self) -> None:
         self._codes: tuple[dict[str, int], dict[str, int], dict[str, int]] = ({}, {}, {})
-        self._chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        self._chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
         self.erased: dict[str, np.datetime64] = {}
         self.count = 0
 
@@ -73,14 +76,17 @@ class EventCollector:
     def _encode(codes: dict[str, int], values: list[str], dtype: type) -> np.ndarray:
         return np.fromiter((codes.setdefault(v, len(codes)) for v in values), dtype=dtype, count=len(values))
 
-    def add(self, user_ids: list[str], item_ids: list[str], event_types: list[str], time_keys: list[str]) -> None:
-        """Add one page of events; *time_keys* are the items' time-index keys."""
+    def add(self, user_ids: list[str], item_ids: list[str], event_types: list[str], time_keys: list[str],
+            received: list[str | None] | None = None) -> None:
+        """Add one page of events; *time_keys* are the items' time-index keys, *received* their stored
+        receive times (None where unknown)."""
         user_codes, item_codes, type_codes = self._codes
         self._chunks.append((
             self._encode(user_codes, user_ids, np.int32),
             self._encode(item_codes, item_ids, np.int32),
             self._encode(type_codes, event_types, np.int16),
             time_key_instants(time_keys),
+            stored_time_instants(received if received is not None else [None] * len(user_ids)),
         ))
         self.count += len(user_ids)
 
@@ -94,7 +100,7 @@ class EventCollector:
 
         Returns how many items were read.
         """
-        users, item_ids, types, time_keys = [], [], [], []
+        users, item_ids, types, time_keys, received = [], [], [], [], []
         read = 0
         for item in items:
             read += 1
@@ -106,8 +112,9 @@ class EventCollector:
             item_ids.append(item["item_id"]["S"])
             types.append(item["event_type"]["S"])
             time_keys.append(item["time_key"]["S"])
+            received.append(item.get("received_at", {}).get("S"))
         if users:
-            self.add(users, item_ids, types, time_keys)
+            self.add(users, item_ids, types, time_keys, received)
         return read
 
     def finish(self, scanned_at: datetime | None) -> EventLogSnapshot:
@@ -124,6 +131,7 @@ class EventCollector:
             users=joined(0, np.int32), items=joined(1, np.int32), types=joined(2, np.int16),
             times=joined(3, "datetime64[ms]"),
             user_ids=ids(user_codes), item_ids=ids(item_codes), event_types=ids(type_codes),
+            received=joined(4, "datetime64[ms]"),
         )
         return EventLogSnapshot(events=events, erased=dict(self.erased), scanned_at=scanned_at)
 
@@ -141,3 +149,15 @@ def training_cutoff(snapshot: EventLogSnapshot) -> datetime | None:
         return None
     latest = snapshot.events.times.max().astype("datetime64[ms]").astype(datetime)
     return latest.replace(tzinfo=timezone.utc)
+
+
+def stored_time_instants(values: list[str | None]) -> np.ndarray:
+    """Stored time attributes (pynamodb's ``...+0000``, or any offset) as UTC ``datetime64[ms]``, NaT for None."""
+    def utc_text(value: str | None) -> str:
+        if value is None:
+            return "NaT"
+        if value.endswith("+0000"):
+            return value[:-5]
+        return parse_stored_time(value).astimezone(timezone.utc).replace(tzinfo=None).isoformat()
+
+    return np.array([utc_text(value) for value in values], dtype="datetime64[ms]")

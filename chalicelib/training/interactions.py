@@ -89,8 +89,8 @@ def interaction_table(
 
     Rules, in order:
 
-    * events of a type without a weight are left out, and so are the events of
-      an erased user up to their erasure time;
+    * events of a type without a weight are left out, and so are the events
+      an erased user's log received up to their erasure;
     * each event counts its type's weight (negative for negative feedback),
       times ``0.5 ** (age / half_life)`` when a half-life is given (age up to *now*,
       default the latest event);
@@ -110,7 +110,12 @@ def interaction_table(
             if user_id in snapshot.erased:
                 erased_at[position] = snapshot.erased[user_id]
         cut = erased_at[events.users]
-        keep &= np.isnat(cut) | (events.times > cut)
+        # An erasure removes what the log received before it; events received after it are new activity,
+        # whatever their own timestamp (chalicelib.eventlog.log). Without a receive time, the timestamp judges.
+        judged = events.times
+        if events.received is not None:
+            judged = np.where(np.isnat(events.received), events.times, events.received)
+        keep &= np.isnat(cut) | (judged > cut)
     users, items, times, weight = events.users[keep], events.items[keep], events.times[keep], weight[keep]
     if half_life_days:
         reference = now if now is not None else (times.max() if times.size else np.datetime64(0, "ms"))

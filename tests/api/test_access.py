@@ -167,3 +167,15 @@ def test_events_are_limited_per_user_for_publishable_keys(settings, model_regist
         assert refused.headers["Access-Control-Allow-Origin"] == SHOP_ORIGIN  # the page can read the wait
         assert post(as_visitor("u1"), "u1", 3).status_code == 202  # another user has a bucket of their own
         assert post(SECRET_HEADERS, "u0", 50).status_code == 202  # servers are not limited
+
+
+def test_a_token_for_an_id_in_another_unicode_form_is_the_same_user(client):
+    """Ids are compared in NFC: a backend's token for "Jose" + U+0301 is the token of "José"."""
+    decomposed = "Jose\u0301"
+    page = as_visitor(decomposed)
+    event = {"events": [{"user_id": decomposed, "item_id": "i1", "event_type": "click"}]}
+    posted = client.http.post("/events", headers={"Content-Type": "application/json", **page}, body=json.dumps(event))
+    assert posted.status_code == 202, posted.body
+    for path in ("/users/Jos%C3%A9/recommendations", "/users/Jose%CC%81/recommendations"):
+        read = client.http.get(path, headers=page)
+        assert (read.status_code, json.loads(read.body)["user_id"]) == (200, "Jos\u00e9"), path

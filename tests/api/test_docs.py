@@ -16,7 +16,7 @@ from openapi_spec_validator import validate
 import app
 from chalicelib.access.control import Access
 from chalicelib.api.docs import DOCS_ASSETS, DocsPage, openapi_document, served_document
-from chalicelib.api.routing import ROUTE_ACCESS
+from chalicelib.api.routing import ROUTE_ACCESS, ROUTE_QUERY
 from chalicelib.errors import DocsUnavailable, NotFound
 from tests.support import client_for
 
@@ -67,6 +67,16 @@ def test_every_operation_documents_its_refusals():
         assert {"403", "500"} <= codes, (method, path)
         if ROUTE_ACCESS[(path, method)] is not Access.PUBLIC:
             assert {"400", "401"} <= codes, (method, path)
+
+
+# Regression: unknown query parameters are refused with a 400 on every route, which the public
+# routes did not document.
+def test_every_operation_documents_the_400_and_exactly_the_query_parameters_its_route_accepts():
+    for (path, method), operation in documented_operations().items():
+        assert "400" in operation["responses"], (method, path)
+        parameters = [*openapi_document()["paths"][path].get("parameters", []), *operation.get("parameters", [])]
+        documented = sorted(p["name"] for p in parameters if p["in"] == "query")
+        assert documented == sorted(ROUTE_QUERY[(path, method)]), (method, path)
 
 
 def test_the_version_is_the_package_version():

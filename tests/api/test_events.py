@@ -274,3 +274,55 @@ def test_delete_user_erases_every_event_of_that_user_only(events_client, dynamod
     too_long = events_client.http.delete("/users/" + "u" * 257)
     assert (too_long.status_code, too_long.json_body["error"], too_long.json_body["field"]) == (
         400, "invalid_request", "user_id")
+
+
+# --- what DynamoDB cannot store is bad input, refused before any write ------------------------
+
+#: Values our checks once let through that DynamoDB refuses, so the batch they travelled in was
+#: half stored and answered "503, resend" (field, bad value).
+UNSTORABLE = [
+    ("value", 1e-200),  # DynamoDB numbers are 0 or of magnitude 1E-130 to 9.99E+125
+    ("event_id", "\U0001F600" * 256),  # 1,024 bytes: over the time index's sort key limit with its prefix
+    ("user_id", "\ud800"),  # a lone surrogate cannot be written in UTF-8
+    ("item_id", "i-\udfff"),
+    ("session_id", "\ud800s"),
+    ("event_id", "e-\ud83d"),
+]
+
+
+# Regression: a 30-event batch with one such event stored 25 and answered 503 "resend".
+def test_a_batch_with_one_event_dynamodb_cannot_store_is_refused_whole_before_any_write(events_client,
+                                                                                      dynamodb_settings):
+    wrong = []
+    for name, bad in UNSTORABLE:
+        events = thirty_events()
+        events[7] = {**events[7], name: bad}
+        status, answer = post_events(events_client, {"events": events})
+        got = (status, answer.get("error"), answer.get("field"))
+        if got != (400, "invalid_request", f"events[7].{name}"):
+            wrong.append((name, got))
+        if all_items(dynamodb_settings):
+            wrong.append((name, "something of the batch was stored"))
+    assert wrong == []
+
+
+# Regression: converting these to UTC overflowed the calendar, an OverflowError answered 500.
+def test_a_timestamp_overflowing_the_calendar_once_in_utc_is_400(api_client):
+    for timestamp in ("0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00"):
+        status, answer = post_events(api_client, {"events": [click(timestamp=timestamp)]})
+        assert (status, answer["error"], answer["field"]) == (400, "invalid_request", "events[0].timestamp"), timestamp
+
+
+# Regression: "u0 " was stored as another user than "u0", and an id could hide characters.
+def test_ids_are_stored_in_nfc_and_look_alikes_are_refused(events_client, dynamodb_settings):
+    for field, bad in (("user_id", "u0 "), ("user_id", "\tu0"), ("item_id", "i\u200b1"), ("item_id", "\u202ei1"),
+                       ("event_id", "\ufeffe1"), ("session_id", "s\u00a0"), ("item_id", "i%201")):
+        status, answer = post_events(events_client, {"events": [click(**{field: bad})]})
+        assert (status, answer.get("field")) == (400, f"events[0].{field}"), (field, bad)
+    assert all_items(dynamodb_settings) == []
+
+    decomposed = "Jose\u0301"  # what some keyboards send for "José"
+    status, receipt = post_events(events_client, {"events": [click(decomposed, decomposed, event_id=decomposed)]})
+    assert (status, receipt["event_ids"]) == (202, ["Jos\u00e9"])
+    [stored] = stored_events(dynamodb_settings, "Jos\u00e9")
+    assert (stored.user_id, stored.item_id, stored.event_id) == ("Jos\u00e9",) * 3

@@ -271,3 +271,24 @@ def test_importing_the_app_does_not_import_training_libraries():
     result = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
 
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- path ids read alike by chalice local and API Gateway -------------------------------------
+
+
+# Regression: chalice local passed path ids raw, API Gateway decoded them: `/users/%00` was user
+# "%00" locally and a control character in production, `/users/u%30` user "u%30" or "u0".
+def test_path_ids_are_percent_decoded_whatever_decoded_them_before(api_client, tiny_version):
+    status, answer = get(api_client, "/users/u%30/recommendations")
+    assert (status, answer["user_id"], answer["strategy"]) == (200, "u0", "personalized")
+    status, answer = get(api_client, "/users/u%2530/recommendations")  # API Gateway hands us "u%30"
+    assert (status, answer["user_id"]) == (200, "u0")
+    status, answer = get(api_client, "/items/i%30/similar")
+    assert (status, answer["item_id"]) == (200, "i0")
+    for path, field in (("/users/%00/recommendations", "user_id"), ("/users/%2500/recommendations", "user_id"),
+                        ("/users/u0%20/recommendations", "user_id"), ("/items/%E2%80%AEi0/similar", "item_id"),
+                        ("/items/%FF/similar", "item_id")):
+        status, answer = get(api_client, path)
+        assert (status, answer["error"], answer["field"]) == (400, "invalid_request", field), path
+    erased = api_client.http.delete("/users/%00")
+    assert (erased.status_code, erased.json_body["field"]) == (400, "user_id")

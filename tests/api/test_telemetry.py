@@ -131,3 +131,18 @@ def test_no_key_token_or_raw_user_id_in_any_log_line_or_answer(dynamodb_settings
         # Error bodies never repeat them; VISITOR's own recommendations do name VISITOR.
         assert not any(secret in body for status, body in answers if status >= 400 or secret != VISITOR)
 
+
+def test_an_unexpected_error_is_a_json_500_and_logged_with_its_traceback(client, capfd, monkeypatch):
+    """A bug answers a bare ``internal_error``: what it says (here a location) goes to the log only."""
+    from chalicelib.serving.recommender import Recommender
+
+    def broken(self, n):
+        raise RuntimeError("boom at s3://private-bucket/models/x")
+
+    monkeypatch.setattr(Recommender, "popular", broken)
+    response = client.http.get("/popular", headers=SECRET_HEADERS)
+
+    assert response.status_code == 500
+    assert json.loads(response.body) == {"error": "internal_error", "message": "an internal error occurred"}
+    logged = capfd.readouterr().out
+    assert "Traceback" in logged and "private-bucket" in logged

@@ -6,10 +6,11 @@ from datetime import datetime, timezone
 
 import pytest
 
+from chalicelib.deadlines import Deadline
 from chalicelib.errors import EventLogUnavailable
 from chalicelib.eventlog.batch_writer import BatchWriter
 from chalicelib.eventlog.item import Event, EventRecord, record_key, table_connection
-from tests.support import FlakyTable
+from tests.support import FakeClock, FlakyTable
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
@@ -72,5 +73,25 @@ def test_find_existing_retries_unprocessed_and_throttled_reads(model):
 def test_find_existing_gives_up_with_event_log_unavailable(model):
     table = FlakyTable(table_connection(model), reads=["throttle"] * 3)
 
-    with pytest.raises(EventLogUnavailable, match="cannot check for duplicate events"):
+    with pytest.raises(EventLogUnavailable, match="did not answer in time"):
         writer(table, attempts=3).find_existing([("u1", record_key("e0"))])
+
+
+def test_retries_stop_before_the_deadline(model):
+    """No attempt starts unless its backoff and one whole call fit in what is left of the request's time."""
+    clock = FakeClock()
+    started = clock.now
+
+    def sleep(seconds: float) -> None:
+        clock.now += seconds
+
+    table = FlakyTable(table_connection(model), writes=["throttle"] * 50)
+    batches = BatchWriter(table, attempts=50, retry_base_seconds=0.1, call_seconds=0.5, sleep=sleep)
+
+    left = batches.put(items(model, "u1", 3), Deadline(2.0, clock=clock))
+
+    assert len(left) == 3
+    assert clock.now - started <= 2.0 - 0.5  # the last attempt still had a whole call's time
+    assert 1 < len(table.write_calls) < 50
+    with pytest.raises(EventLogUnavailable):  # no time for even one call: none is made
+        batches.find_existing(list(items(model, "u1", 1)), Deadline(0.4, clock=clock))

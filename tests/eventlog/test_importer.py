@@ -136,3 +136,37 @@ def test_csv_header_with_unknown_or_missing_columns_is_refused(tmp_path, header)
     path = write(tmp_path, "bad.csv", f"{header}\nu1,i1,4\n")
     with pytest.raises(InvalidRequest):
         import_file(path, "csv", None, EVENT_TYPES, now=NOW)
+
+
+# Regression: a value DynamoDB refuses (1e-200), an event id over its key limits, or bytes that are
+# not UTF-8 made the whole write batch fail, so up to 24 valid rows were counted "not stored" and
+# the bad row was never reported (invalid UTF-8 aborted the import).
+def test_rows_dynamodb_cannot_store_are_rejected_and_the_rest_of_their_chunk_is_stored(tmp_path, model, log):
+    rows = [f"u1,i{n},e{n},".encode() for n in range(30)]
+    rows[3] = b"u1,i3,e3,1e-200"
+    rows[11] = "u1,i11,{},".format("\U0001F600" * 256).encode()
+    rows[19] = b"u1,i\xff19,e19,"
+    path = tmp_path / "events.csv"
+    path.write_bytes(b"user_id,item_id,event_id,value\n" + b"\n".join(rows) + b"\n")
+
+    summary = run(path, "csv", log)
+
+    assert [line for line, _ in summary.rejected] == [5, 13, 21]  # header is line 1
+    assert "value" in summary.rejected[0][1] and "event_id" in summary.rejected[1][1]
+    assert "item_id" in summary.rejected[2][1]
+    assert (summary.read, summary.stored, summary.not_stored) == (30, 27, 0)
+    assert len(stored(model, "u1")) == 27
+
+
+# Regression: a time near year 1 or 9999 overflowed once moved to UTC; the OverflowError ended the import.
+def test_a_timestamp_overflowing_the_calendar_is_a_rejected_row_not_an_aborted_import(tmp_path, model, log):
+    path = write(tmp_path, "events.csv", "user_id,item_id,timestamp\n"
+                                         "u1,i1,0001-01-01T00:00:00+05:00\n"
+                                         "u1,i2,9999-12-31T23:59:59-05:00\n"
+                                         "u1,i3,2026-01-01T00:00:00Z\n")
+
+    summary = run(path, "csv", log)
+
+    assert [line for line, _ in summary.rejected] == [2, 3]
+    assert all("timestamp" in message for _, message in summary.rejected)
+    assert (summary.stored, summary.not_stored) == (1, 0)

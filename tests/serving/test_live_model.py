@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
+import time
 from datetime import datetime, timezone
 
 import numpy as np
@@ -97,6 +99,8 @@ def test_new_version_is_picked_up_only_after_the_refresh_interval(store, make_ti
     assert live.recommender().version == v1
 
     clock.now += 0.1
+    assert live.recommender().version == v1  # the refresh runs in the background: no request waits on S3
+    live.wait_for_refresh()
     assert live.recommender().version == v2
     assert popular_ids(live.recommender()) == ["i3", "i2", "i1", "i0"]
 
@@ -108,6 +112,8 @@ def test_a_recommender_in_hand_keeps_answering_from_its_version(store, make_tiny
     before = in_flight.popular(4).to_json()
 
     v2 = store.publish(make_tiny_artifact(item_popularity=np.array([1, 2, 3, 4])))
+    live.recommender()
+    live.wait_for_refresh()
     current = live.recommender()
 
     assert current.version == v2
@@ -139,6 +145,7 @@ def test_a_broken_version_is_refused_once_and_v1_keeps_serving(
     for _ in range(3):
         clock.now += 1
         assert live.recommender().version == v1
+        live.wait_for_refresh()
 
     health = details(live)
     assert health["model_version"] == v1
@@ -148,8 +155,11 @@ def test_a_broken_version_is_refused_once_and_v1_keeps_serving(
     assert gets[broken_key] == 1  # ...but the refused version was downloaded once
     assert gets["models/v2-broken/manifest.json"] == 1
 
+    live.wait_for_refresh()
     v3 = store.publish(make_tiny_artifact(item_popularity=np.array([1, 2, 3, 4])))
     clock.now += 1
+    live.recommender()
+    live.wait_for_refresh()
     assert live.recommender().version == v3
     assert popular_ids(live.recommender()) == ["i3", "i2", "i1", "i0"]
     assert details(live)["last_refresh_error"] is None
@@ -163,6 +173,64 @@ def test_a_broken_first_version_leaves_nothing_to_serve(resources, store, make_t
         live.recommender()
 
 
+# Regression (reliability audit): a cold instance whose pointer named a broken version answered 503
+# although an older valid version existed, and /health said ok.
+def test_a_cold_instance_serves_the_newest_valid_version_when_the_pointer_names_a_broken_one(
+    resources, store, make_tiny_artifact, clock
+):
+    store.publish(make_tiny_artifact())
+    v2 = store.publish(make_tiny_artifact(item_popularity=np.array([1, 2, 3, 4])))
+    upload_broken(resources, store, make_tiny_artifact, "v3-broken", "truncated-npz")
+    live = LiveModel(store, 0, clock=clock)
+
+    assert live.recommender().version == v2
+    code, health = live.health(details=True)
+    assert (code, health["status"], health["model_version"]) == (200, "degraded", v2)
+    assert "v3-broken" in health["last_refresh_error"] and v2 in health["last_refresh_error"]
+    assert live.health() == (200, {"status": "degraded"})
+
+
+def test_a_refresh_never_holds_up_a_request(store, make_tiny_artifact, clock):
+    """While a model is served, the pointer is read in the background, so a stalled S3 stalls no one."""
+    v1 = store.publish(make_tiny_artifact())
+    live = LiveModel(store, 60, clock=clock)
+    live.recommender()
+    stalled, release = threading.Event(), threading.Event()
+    original = store.live_version
+
+    def stalled_pointer():
+        stalled.set()
+        release.wait(10)
+        return original()
+
+    store.live_version = stalled_pointer
+    clock.now += 61
+    started = time.monotonic()
+    assert live.recommender().version == v1
+    assert stalled.wait(5)  # the refresh is under way...
+    assert live.recommender().version == v1  # ...and requests go on with the model in hand
+    assert time.monotonic() - started < 1
+    release.set()
+    live.wait_for_refresh()
+
+
+def test_a_cold_instance_that_just_failed_answers_503_at_once(settings, clock):
+    store = ModelRegistry(unreachable_s3_client(), settings.model_bucket, settings.model_prefix)
+    live = LiveModel(store, 60, clock=clock)
+    with pytest.raises(ModelUnavailable):
+        live.recommender()
+    calls = []
+    store.live_version = lambda: calls.append(1)
+
+    with pytest.raises(ModelUnavailable, match="the model store did not answer"):
+        live.recommender()
+    assert calls == []  # within COLD_RETRY_SECONDS: no new wait on the store
+    clock.now += LiveModel.COLD_RETRY_SECONDS
+    with pytest.raises(ModelUnavailable):
+        live.recommender()
+    assert calls == [1]
+
+
 # --- S3 unreachable -------------------------------------------------------------------------
 
 
@@ -170,7 +238,7 @@ def test_unreachable_s3_before_any_load_is_model_unavailable(settings, clock):
     store = ModelRegistry(unreachable_s3_client(), settings.model_bucket, settings.model_prefix)
     live = LiveModel(store, 0, clock=clock)
 
-    with pytest.raises(ModelUnavailable, match="cannot read the model pointer"):
+    with pytest.raises(ModelUnavailable, match=r"the model store did not answer \(EndpointConnectionError\)"):
         live.recommender()
 
 
@@ -182,14 +250,18 @@ def test_unreachable_s3_after_a_load_keeps_the_old_model(settings, proxy, store,
     reachable, proxy.target = proxy.target, unreachable_s3_client()
     clock.now += 1
     assert live.recommender().version == v1
+    live.wait_for_refresh()
     code, health = live.health(details=True)
     assert (code, health["status"], health["model_version"]) == (200, "degraded", v1)
     # The endpoint (and the bucket in its URL) is logged, never answered.
-    assert health["last_refresh_error"] == "cannot read the model pointer: EndpointConnectionError"
+    assert health["last_refresh_error"] == "the model store did not answer (EndpointConnectionError)"
 
+    live.wait_for_refresh()
     proxy.target = reachable
     v2 = store.publish(make_tiny_artifact())
     clock.now += 1
+    live.recommender()
+    live.wait_for_refresh()
     assert live.recommender().version == v2
     assert details(live)["last_refresh_error"] is None
 
@@ -203,8 +275,11 @@ def test_refresh_error_clears_once_s3_is_back(settings, proxy, store, make_tiny_
     reachable, proxy.target = proxy.target, unreachable_s3_client()
     clock.now += 1
     live.recommender()
+    live.wait_for_refresh()
     proxy.target = reachable
     clock.now += 1
+    live.recommender()
+    live.wait_for_refresh()
 
     health = details(live)
     assert health["model_version"] == v1

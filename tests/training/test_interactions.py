@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timezone
 
 import numpy as np
@@ -120,6 +121,19 @@ def test_an_erased_users_events_up_to_the_erasure_are_dropped_and_later_ones_kep
 
     assert values(table) == {("eve", "i3"): 4.0, ("eve", "i1"): 1.0, ("ann", "i2"): 1.0}
     assert last_times(table)[("eve", "i1")] == day(4)
+
+
+# Regression (reliability audit): an event received after an erasure but stamped before it was stored,
+# then left out of training.
+def test_an_erasure_is_judged_by_when_the_log_received_each_event():
+    events = snapshot([("eve", "i1", "click", 1), ("eve", "i2", "like", 1), ("ann", "i1", "view", 1)],
+                      erased={"eve": 2})
+    received = np.array([day(1.5), day(3), np.datetime64("NaT")], dtype="datetime64[ms]")
+    events = EventLogSnapshot(events=replace(events.events, received=received), erased=events.erased)
+
+    # eve's like is stamped day 1 but arrived on day 3, after her erasure: new activity, kept.
+    # ann's view has no receive time: its timestamp judges (and she was never erased).
+    assert values(interaction_table(events, WEIGHTS)) == {("eve", "i2"): 4.0, ("ann", "i1"): 1.0}
 
 
 def test_a_user_erased_after_all_their_events_is_unknown_to_the_model():

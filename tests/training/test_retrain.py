@@ -17,7 +17,7 @@ from chalicelib.errors import ArtifactError
 from chalicelib.eventlog.item import Event, new_event_id
 from chalicelib.models.artifact import serialize
 from chalicelib.models.registry import ModelRegistry
-from chalicelib.resources import Resources
+from chalicelib.resources import Resources, app_resources
 from chalicelib.training.als import AlsParameters
 from chalicelib.training.event_arrays import EventArrays, EventLogSnapshot
 from chalicelib.training.report import write_report
@@ -315,6 +315,8 @@ def test_the_api_serves_the_retrained_model(settings, resources, tmp_path):
         assert second.published and second.live_version == first.version
         assert second.counts["users"] == 41
 
+        get(client, "/health")  # the next request starts a background refresh...
+        app_resources().live_model.wait_for_refresh(10)  # ...which picks up the new version
         health = get(client, "/health")
         assert health["model_version"] == second.version
         assert health["counts"]["users"] == 41
