@@ -47,12 +47,12 @@ _CLIENT_CONFIG = Config(
 #: The serving path's calls to AWS. A healthy call answers in milliseconds; these bound a sick
 #: one so that a request's calls fit in its deadline (REQUEST_DEADLINE_SECONDS, 5 s by default):
 #: at most 0.5 + 1.5 s per attempt. A read timeout bounds each wait for bytes, so a large model
-#: still downloads on a cold start. S3 reads get one attempt: a cold instance answers 503 with
+#: still downloads on a cold start. S3 and Secrets Manager reads get one attempt: a cold instance answers 503 with
 #: Retry-After rather than wait out botocore's backoff, and a warm one retries at its next refresh.
 API_CONNECT_TIMEOUT_SECONDS = 0.5
 API_READ_TIMEOUT_SECONDS = 1.5
 API_CALL_SECONDS = API_CONNECT_TIMEOUT_SECONDS + API_READ_TIMEOUT_SECONDS
-_SERVING_S3_CONFIG = Config(
+_SERVING_CONFIG = Config(
     connect_timeout=API_CONNECT_TIMEOUT_SECONDS,
     read_timeout=API_READ_TIMEOUT_SECONDS,
     retries={"total_max_attempts": 1, "mode": "standard"},
@@ -181,12 +181,13 @@ class Resources:
 def _s3_client(region: str, endpoint_url: str | None, serving: bool = False) -> Any:
     # boto3 clients are thread-safe; a new session per client keeps credentials resolution independent.
     return boto3.session.Session().client("s3", region_name=region, endpoint_url=endpoint_url,
-                                          config=_SERVING_S3_CONFIG if serving else _CLIENT_CONFIG)
+                                          config=_SERVING_CONFIG if serving else _CLIENT_CONFIG)
 
 
 @functools.cache
 def _secrets_manager_client(region: str) -> Any:
-    return boto3.session.Session().client("secretsmanager", region_name=region, config=_CLIENT_CONFIG)
+    # Read inside requests (then cached for minutes): the serving path's timeouts.
+    return boto3.session.Session().client("secretsmanager", region_name=region, config=_SERVING_CONFIG)
 
 
 @functools.cache

@@ -144,7 +144,8 @@ def test_a_cold_instance_with_s3_hanging_answers_503_quickly(client, s3_proxy, s
     response = client.http.get("/popular")
     assert response.status_code == 503 and response.headers["Retry-After"] == "1"
     assert internals_in(response, settings_under_faults) == []
-    assert seconds < API_CALL_SECONDS + 0.5  # one attempt at the pointer, then 503
+    # One attempt at the pointer, then 503; the first request of an instance also builds its clients.
+    assert seconds < API_CALL_SECONDS + 1.5
 
 
 def test_with_a_model_loaded_a_hanging_s3_delays_no_request(client, direct, s3_proxy, make_tiny_artifact):
