@@ -95,6 +95,21 @@ class Settings:
     event_rate_user_per_second: float = 5.0
     event_rate_user_burst: int = 100
     request_deadline_seconds: float = 5.0
+    catalog_table: str | None = None
+    catalog_cache_seconds: float = 300.0
+    catalog_cache_items: int = 100_000
+    aws_connect_timeout_seconds: float = 0.5
+    aws_read_timeout_seconds: float = 1.5
+
+    @property
+    def aws_call_seconds(self) -> float:
+        """The longest one AWS call of a request may take: its connect plus read timeouts."""
+        return self.aws_connect_timeout_seconds + self.aws_read_timeout_seconds
+
+    @property
+    def catalog_table_name(self) -> str:
+        """The catalog's DynamoDB table: ``CATALOG_TABLE``, by default the event table's name + ``-catalog``."""
+        return self.catalog_table or f"{self.events_table}-catalog"
 
     @property
     def event_weight_map(self) -> dict[str, float]:
@@ -288,6 +303,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         event_rate_user_per_second=_positive_float(env, "EVENT_RATE_USER_PER_SECOND", "5"),
         event_rate_user_burst=_int_in_range(env, "EVENT_RATE_USER_BURST", 100, 1, 1_000_000),
         request_deadline_seconds=_deadline(env),
+        catalog_table=env.get("CATALOG_TABLE", "").strip() or None,
+        catalog_cache_seconds=float(_int_in_range(env, "CATALOG_CACHE_SECONDS", 300, 0, 3600)),
+        catalog_cache_items=_int_in_range(env, "CATALOG_CACHE_ITEMS", 100_000, 0, 10_000_000),
+        aws_connect_timeout_seconds=_positive_float(env, "AWS_CONNECT_TIMEOUT_SECONDS", "0.5"),
+        aws_read_timeout_seconds=_positive_float(env, "AWS_READ_TIMEOUT_SECONDS", "1.5"),
     )
 
 
@@ -324,6 +344,11 @@ def environment_of(settings: Settings) -> dict[str, str]:
         "EVENT_RATE_USER_PER_SECOND": repr(settings.event_rate_user_per_second),
         "EVENT_RATE_USER_BURST": str(settings.event_rate_user_burst),
         "REQUEST_DEADLINE_SECONDS": repr(settings.request_deadline_seconds),
+        "CATALOG_TABLE": settings.catalog_table or "",
+        "CATALOG_CACHE_SECONDS": str(int(settings.catalog_cache_seconds)),
+        "CATALOG_CACHE_ITEMS": str(settings.catalog_cache_items),
+        "AWS_CONNECT_TIMEOUT_SECONDS": repr(settings.aws_connect_timeout_seconds),
+        "AWS_READ_TIMEOUT_SECONDS": repr(settings.aws_read_timeout_seconds),
     }
 
 

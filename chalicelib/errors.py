@@ -88,6 +88,19 @@ class EventLogUnavailable(RecommenderError):
     headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
 
 
+class CatalogUnavailable(RecommenderError):
+    """DynamoDB did not answer (in time) for the catalog."""
+
+    code = "catalog_unavailable"
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+
+
+class CatalogItemNotFound(NotFound):
+    """An item id the catalog does not hold."""
+
+    code = "catalog_item_not_found"
+
+
 class EventsNotStored(RecommenderError):
     """Some events of a batch could not be stored after every retry or before the request's deadline."""
 
@@ -200,6 +213,7 @@ _HTTP_STATUS: dict[type[RecommenderError], int] = {
     DocsUnavailable: 503,
     ModelUnavailable: 503,
     EventLogUnavailable: 503,
+    CatalogUnavailable: 503,
     EventsNotStored: 503,
     ArtifactError: 503,
     ConfigError: 500,

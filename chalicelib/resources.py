@@ -26,6 +26,9 @@ from chalicelib.access.keys import KeyRing
 from chalicelib.access.rate_limit import RateLimiter
 from chalicelib.access.signing_secrets import SigningSecrets
 from chalicelib.access.tokens import UserTokens
+from chalicelib.catalog.cache import CatalogCache
+from chalicelib.catalog.item import CatalogRecord, catalog_model
+from chalicelib.catalog.store import Catalog
 from chalicelib.config import Settings, load_settings
 from chalicelib.deadlines import Deadline
 from chalicelib.eventlog.batch_writer import BatchWriter
@@ -44,19 +47,17 @@ _CLIENT_CONFIG = Config(
     read_timeout=10,
     retries={"max_attempts": 4, "mode": "standard"},
 )
-#: The serving path's calls to AWS. A healthy call answers in milliseconds; these bound a sick
-#: one so that a request's calls fit in its deadline (REQUEST_DEADLINE_SECONDS, 5 s by default):
-#: at most 0.5 + 1.5 s per attempt. A read timeout bounds each wait for bytes, so a large model
-#: still downloads on a cold start. S3 and Secrets Manager reads get one attempt: a cold instance answers 503 with
-#: Retry-After rather than wait out botocore's backoff, and a warm one retries at its next refresh.
-API_CONNECT_TIMEOUT_SECONDS = 0.5
-API_READ_TIMEOUT_SECONDS = 1.5
-API_CALL_SECONDS = API_CONNECT_TIMEOUT_SECONDS + API_READ_TIMEOUT_SECONDS
-_SERVING_CONFIG = Config(
-    connect_timeout=API_CONNECT_TIMEOUT_SECONDS,
-    read_timeout=API_READ_TIMEOUT_SECONDS,
-    retries={"total_max_attempts": 1, "mode": "standard"},
-)
+#: The serving path's calls to AWS get AWS_CONNECT_TIMEOUT_SECONDS + AWS_READ_TIMEOUT_SECONDS
+#: (0.5 + 1.5 s by default): a healthy call answers in milliseconds, and a sick one must fit in the
+#: request's deadline (REQUEST_DEADLINE_SECONDS). A read timeout bounds each wait for bytes, so a
+#: large model still downloads on a cold start. S3 and Secrets Manager reads get one attempt: a
+#: cold instance answers 503 with Retry-After rather than wait out botocore's backoff, and a warm
+#: one retries at its next refresh.
+def _serving_config(connect_timeout: float, read_timeout: float) -> Config:
+    return Config(connect_timeout=connect_timeout, read_timeout=read_timeout,
+                  retries={"total_max_attempts": 1, "mode": "standard"})
+
+
 #: A full Scan of the log (training) may take far longer per page than requests may.
 SCAN_READ_TIMEOUT_SECONDS = 300
 
@@ -80,7 +81,9 @@ class Resources:
     @functools.cached_property
     def model_store(self) -> ModelStore:
         """Read-only access to the published models: what serving needs, with its tight timeouts."""
-        serving_s3 = _s3_client(self.settings.region, self.settings.s3_endpoint_url, serving=True)
+        config = self.settings
+        serving_s3 = _s3_client(config.region, config.s3_endpoint_url,
+                                (config.aws_connect_timeout_seconds, config.aws_read_timeout_seconds))
         return ModelStore(serving_s3, self.settings.model_bucket, self.settings.model_prefix)
 
     @functools.cached_property
@@ -94,8 +97,8 @@ class Resources:
         retry within their deadline)."""
         config = self.settings
         return _event_table(config.events_table, config.region, config.dynamodb_endpoint_url,
-                            connect_timeout=API_CONNECT_TIMEOUT_SECONDS, read_timeout=API_READ_TIMEOUT_SECONDS,
-                            retries=0)
+                            connect_timeout=config.aws_connect_timeout_seconds,
+                            read_timeout=config.aws_read_timeout_seconds, retries=0)
 
     @functools.cached_property
     def scan_table(self) -> type[EventRecord]:
@@ -114,8 +117,25 @@ class Resources:
             retries=0,
         )
         batches = BatchWriter(_batch_connection(self.event_table), attempts=config.event_write_attempts,
-                              retry_base_seconds=config.event_retry_base_seconds, call_seconds=API_CALL_SECONDS)
+                              retry_base_seconds=config.event_retry_base_seconds, call_seconds=config.aws_call_seconds)
         return EventLog(self.event_table, reader, batches=batches, retention_days=config.event_retention_days)
+
+    @functools.cached_property
+    def catalog(self) -> Catalog:
+        """The item catalog, for its routes and imports (API timeouts, one retry)."""
+        config = self.settings
+        return Catalog(_catalog_table(config.catalog_table_name, config.region, config.dynamodb_endpoint_url,
+                                      config.aws_connect_timeout_seconds, config.aws_read_timeout_seconds, 1))
+
+    @functools.cached_property
+    def catalog_cache(self) -> CatalogCache:
+        """Catalog items kept in the warm instance for answers (bounded TTL and size)."""
+        config = self.settings
+        # Answers read the catalog with the real-time read's short timeouts and no retry: a slow
+        # catalog costs an answer its titles, never its time.
+        reader = Catalog(_catalog_table(config.catalog_table_name, config.region, config.dynamodb_endpoint_url,
+                                        config.realtime_timeout_seconds, config.realtime_timeout_seconds, 0))
+        return CatalogCache(reader, config.catalog_cache_seconds, config.catalog_cache_items)
 
     @functools.cached_property
     def event_rules(self) -> EventRules:
@@ -143,7 +163,9 @@ class Resources:
         """Makes and verifies user tokens with the stage's signing secrets (Secrets Manager when referenced)."""
         config = self.settings
         referenced = any(entry.secret_arn for entry in config.user_token_secrets)
-        client = _secrets_manager_client(config.region) if referenced else None
+        client = (_secrets_manager_client(config.region, (config.aws_connect_timeout_seconds,
+                                                          config.aws_read_timeout_seconds))
+                  if referenced else None)
         return UserTokens(SigningSecrets(config.user_token_secrets, client), config.user_token_max_ttl_seconds)
 
     @functools.cached_property
@@ -172,28 +194,38 @@ class Resources:
         return Deadline(self.settings.request_deadline_seconds)
 
     def provision(self) -> None:
-        """Create the bucket and the event table (with its time index) if they are missing."""
-        self.model_registry.ensure_bucket(self.settings.region)
-        ensure_table(self.event_table)
+        """Create the bucket, the event table (with its time index) and the catalog table if they are missing."""
+        config = self.settings
+        self.model_registry.ensure_bucket(config.region)
+        # Creating a table may take seconds: the default timeouts and retries, not the API's.
+        ensure_table(_event_table(config.events_table, config.region, config.dynamodb_endpoint_url))
+        Catalog(catalog_model(config.catalog_table_name, config.region, config.dynamodb_endpoint_url)).ensure_table()
 
 
 @functools.cache
-def _s3_client(region: str, endpoint_url: str | None, serving: bool = False) -> Any:
+def _s3_client(region: str, endpoint_url: str | None, serving_timeouts: tuple[float, float] | None = None) -> Any:
     # boto3 clients are thread-safe; a new session per client keeps credentials resolution independent.
-    return boto3.session.Session().client("s3", region_name=region, endpoint_url=endpoint_url,
-                                          config=_SERVING_CONFIG if serving else _CLIENT_CONFIG)
+    config = _serving_config(*serving_timeouts) if serving_timeouts else _CLIENT_CONFIG
+    return boto3.session.Session().client("s3", region_name=region, endpoint_url=endpoint_url, config=config)
 
 
 @functools.cache
-def _secrets_manager_client(region: str) -> Any:
+def _secrets_manager_client(region: str, timeouts: tuple[float, float]) -> Any:
     # Read inside requests (then cached for minutes): the serving path's timeouts.
-    return boto3.session.Session().client("secretsmanager", region_name=region, config=_SERVING_CONFIG)
+    return boto3.session.Session().client("secretsmanager", region_name=region, config=_serving_config(*timeouts))
 
 
 @functools.cache
 def _event_table(table_name: str, region: str, host: str | None, **timeouts: float) -> type[EventRecord]:
     # One model class per table, endpoint and timeouts: pynamodb keeps its connection on the class.
     return event_model(table_name, region, host, **timeouts)
+
+
+@functools.cache
+def _catalog_table(table_name: str, region: str, host: str | None, connect_timeout: float, read_timeout: float,
+                   retries: int) -> type[CatalogRecord]:
+    return catalog_model(table_name, region, host, connect_timeout=connect_timeout, read_timeout=read_timeout,
+                         retries=retries)
 
 
 @functools.cache
@@ -213,5 +245,5 @@ def reset_app_resources() -> None:
     """Forget the app's resources and the event-table connections, so the next request builds them
     from its settings again (tests, benchmarks). S3 clients, one per endpoint, are kept."""
     app_resources.cache_clear()
-    for cache in (_event_table, _batch_connection):
+    for cache in (_event_table, _catalog_table, _batch_connection):
         cache.cache_clear()

@@ -5,8 +5,8 @@ stops what a previous run left behind (recorded in ``.demo/run.json``) and
 reuses the DynamoDB data kept in ``.demo/dynamodb``.
 
 The bundled MovieLens sample enters DynamoDB through the same write path as
-``POST /events`` (first run only), and the model is trained from the event
-log, as in production.
+``POST /events`` (first run only), its movies fill the catalog, and the model
+is trained from the event log, as in production.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from urllib.parse import urlparse
 from tqdm import tqdm
 
 from chalicelib.access.control import Access
+from chalicelib.catalog.formats import import_file as import_catalog_file
 from chalicelib.config import PROJECT_DIR, settings_for_stage
 from chalicelib.errors import RecommenderError
 from chalicelib.eventlog.formats import count_lines
@@ -53,6 +54,9 @@ DEMO_TOKEN_SECONDS = 86400
 DEMO_DIR = PROJECT_DIR / ".demo"
 RUN_FILE = DEMO_DIR / "run.json"
 IMPORT_MARKER = DEMO_DIR / "dynamodb" / "sample-imported.txt"
+CATALOG_MARKER = DEMO_DIR / "dynamodb" / "catalog-imported.txt"
+#: The movies of the sample's ratings (u.genre beside it names the genre flags).
+SAMPLE_CATALOG = SAMPLE_RATINGS.with_name("u.item")
 
 
 def say(message: str) -> None:
@@ -133,6 +137,27 @@ def load_sample_events(resources: Resources, marker: Path | None = IMPORT_MARKER
     say(f"stored {summary.stored} events ({summary.duplicates} already there) in {time.perf_counter() - started:.0f} s")
 
 
+def load_sample_catalog(resources: Resources, marker: Path | None = CATALOG_MARKER,
+                        sample: Path = SAMPLE_CATALOG) -> None:
+    """Upsert the bundled MovieLens movies into the catalog, once per DynamoDB data folder.
+
+    Upserts are idempotent anyway; the marker (None for an in-memory DynamoDB)
+    only saves a second or two on later starts.
+    """
+    fingerprint = f"{resources.settings.catalog_table_name}:{hashlib.sha256(sample.read_bytes()).hexdigest()}"
+    if marker is not None and marker.exists() and marker.read_text() == fingerprint:
+        say("sample catalog already imported")
+        return
+    started = time.perf_counter()
+    summary = import_catalog_file(sample, "movielens-100k", resources.catalog)
+    if summary.rejected:
+        raise SystemExit(f"sample catalog import incomplete: {summary}")
+    if marker is not None:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(fingerprint)
+    say(f"stored {summary.stored} catalog items from {sample.name} in {time.perf_counter() - started:.1f} s")
+
+
 def ensure_model(resources: Resources, params: AlsParameters | None = None) -> str:
     """Make sure a model is live in the demo bucket, training one from the event log if not.
 
@@ -205,6 +230,7 @@ def main() -> int:
         resources = Resources(settings)
         resources.provision()
         load_sample_events(resources, marker)
+        load_sample_catalog(resources, CATALOG_MARKER if marker is not None else None)
         ensure_model(resources)
 
         env = {**os.environ, **FAKE_CREDENTIALS}

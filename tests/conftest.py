@@ -104,6 +104,11 @@ def settings(moto_server: MotoServer) -> Settings:
         model_refresh_seconds=0.0,
         log_level="INFO",
         event_retry_base_seconds=0.001,
+        # The emulators are far slower than DynamoDB, more so on a loaded CI machine: generous
+        # timeouts, except where a test injects a fault and sets its own.
+        aws_connect_timeout_seconds=2.0,
+        aws_read_timeout_seconds=5.0,
+        request_deadline_seconds=20.0,
         **TEST_KEYS,
     )
     Resources(config).provision()

@@ -32,6 +32,7 @@ ACTIONS_THE_CODE_USES = {
     "dynamodb:PutItem",                                    # the erasure marker
     "dynamodb:BatchWriteItem", "dynamodb:BatchGetItem",    # events, erasure, the duplicate check
     "dynamodb:Query",                                      # real-time history and erasure
+    "dynamodb:GetItem",                                    # a catalog item
     "secretsmanager:GetSecretValue",                       # the user-token signing secret
 }
 #: What the bundle must never carry: the training side and the tools.
@@ -110,6 +111,20 @@ def test_the_event_table_is_on_demand_recoverable_and_expires_events(template):
     assert properties["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
 
 
+def test_the_catalog_table_is_on_demand_recoverable_and_keyed_as_the_code(template):
+    from chalicelib.catalog.item import CatalogRecord
+
+    table = template["Resources"]["CatalogTable"]
+    properties = table["Properties"]
+    schema = CatalogRecord._get_schema()
+
+    assert table["DeletionPolicy"] == "Retain" and properties["BillingMode"] == "PAY_PER_REQUEST"
+    assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert properties["KeySchema"] == [{"AttributeName": k["AttributeName"], "KeyType": k["KeyType"]}
+                                       for k in schema["key_schema"]]
+    assert properties["AttributeDefinitions"] == schema["attribute_definitions"]
+
+
 def test_the_event_table_has_the_keys_and_index_of_the_code(template):
     """The table the stack creates is the one pynamodb's model describes (as provision.py creates locally)."""
     properties = template["Resources"]["EventsTable"]["Properties"]
@@ -137,9 +152,10 @@ def test_the_function_is_given_the_stacks_resources_and_says_where_they_are(temp
 
     assert variables["MODEL_BUCKET"] == {"Ref": "ModelBucket"}
     assert variables["EVENTS_TABLE"] == {"Ref": "EventsTable"}
+    assert variables["CATALOG_TABLE"] == {"Ref": "CatalogTable"}
     assert "${UserTokenSigningSecret}" in variables["USER_TOKEN_SECRETS"]["Fn::Sub"]
     assert (function["MemorySize"], function["Timeout"]) == (config["lambda_memory_size"], config["lambda_timeout"])
-    assert {"ModelBucket", "EventsTable", "UserTokenSecrets", "EndpointURL"} <= set(template["Outputs"])
+    assert {"ModelBucket", "EventsTable", "CatalogTable", "UserTokenSecrets", "EndpointURL"} <= set(template["Outputs"])
 
 
 @pytest.mark.parametrize("stage", ["dev", "prod"])
@@ -151,6 +167,7 @@ def test_each_deployed_stage_validates_with_what_the_stack_gives_it(template, st
 
     assert settings.model_bucket == "resolved-ModelBucket"
     assert settings.events_table == "resolved-EventsTable"
+    assert settings.catalog_table_name == "resolved-CatalogTable"
     assert settings.user_token_secrets[0].secret_arn.startswith("arn:aws:secretsmanager:")
     assert settings.s3_endpoint_url is None and settings.dynamodb_endpoint_url is None
 

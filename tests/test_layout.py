@@ -22,6 +22,7 @@ FORBIDDEN = {
     "api": {"training"},
     "resources": {"api", "training"},
     "training": {"api", "resources"},
+    "catalog": {"api", "serving", "models", "training", "resources"},
     "access": {"api", "serving", "models", "eventlog", "training", "resources"},
     "config": {"api", "serving", "models", "eventlog", "training", "resources"},
     "errors": {"api", "serving", "models", "eventlog", "training", "resources", "config"},

@@ -39,7 +39,8 @@ DEADLINE = 3.5
 @pytest.fixture
 def server(faulty_settings, moto_server, dynamodb_endpoint, tmp_path, make_tiny_artifact):
     """`chalice local` for *faulty_settings*, from a project folder that links to this one's code."""
-    settings = replace(faulty_settings, request_deadline_seconds=DEADLINE, model_refresh_seconds=1.0)
+    settings = replace(faulty_settings, request_deadline_seconds=DEADLINE, model_refresh_seconds=1.0,
+                       aws_connect_timeout_seconds=0.5, aws_read_timeout_seconds=1.5)  # production's
     direct = Resources(replace(settings, s3_endpoint_url=moto_server.url, dynamodb_endpoint_url=dynamodb_endpoint))
     direct.model_registry.publish(make_tiny_artifact())
     for name in ("app.py", "chalicelib"):

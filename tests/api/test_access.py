@@ -30,7 +30,12 @@ ROUTES = {
     "contract": ("GET", "/openapi.json", None),
     "docs": ("GET", "/docs", None),
     "docs file": ("GET", "/docs/docs.js", None),
+    "catalog put": ("PUT", "/items/i0", {"title": "Item zero"}),
+    "catalog batch": ("POST", "/items", {"items": [{"item_id": "i1", "title": "Item one"}]}),
+    "catalog get": ("GET", "/items/i0", None),
 }
+#: Routes of servers only: a publishable key is refused, whoever's token it carries.
+SECRET_ROUTES = ("erase", "catalog put", "catalog batch", "catalog get")
 #: Routes anyone may call without a key (a key that is sent must still be valid, from its origins).
 PUBLIC_ROUTES = ("health", "contract", "docs", "docs file")
 EXPIRED = user_token("u0", ttl_seconds=60, now=time.time() - 3600)
@@ -46,7 +51,7 @@ CALLERS = {
     "secret": SECRET_HEADERS,
 }
 OK = {"health": 200, "user": 200, "similar": 200, "popular": 200, "session": 200, "events": 202, "erase": 200,
-      "contract": 200, "docs": 200, "docs file": 200}
+      "contract": 200, "docs": 200, "docs file": 200, "catalog put": 200, "catalog batch": 200, "catalog get": 200}
 
 
 def refused(status: int, code: str, **overrides: int) -> dict:
@@ -55,9 +60,10 @@ def refused(status: int, code: str, **overrides: int) -> dict:
 
 
 def reads_only(token_error: tuple[int, str] | None) -> dict:
-    """A publishable key: reads and (with the right token) events; never erasure."""
+    """A publishable key: reads and (with the right token) events; never erasure or the catalog."""
     per_user = token_error or None
-    return {**OK, "user": per_user or 200, "events": per_user or 202, "erase": (403, "key_not_allowed")}
+    return {**OK, "user": per_user or 200, "events": per_user or 202,
+            **{route: (403, "key_not_allowed") for route in SECRET_ROUTES}}
 
 
 EXPECTED = {

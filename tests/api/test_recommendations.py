@@ -292,3 +292,24 @@ def test_path_ids_are_percent_decoded_whatever_decoded_them_before(api_client, t
         assert (status, answer["error"], answer["field"]) == (400, "invalid_request", field), path
     erased = api_client.http.delete("/users/%00")
     assert (erased.status_code, erased.json_body["field"]) == (400, "user_id")
+
+
+def test_every_route_describes_its_items_from_the_catalog_and_keeps_the_others_by_id(api_client, tiny_version,
+                                                                                     resources):
+    from chalicelib.catalog.item import CatalogItem
+
+    resources.catalog.put([CatalogItem("i0", "Item zero", url="https://shop.example/i0", categories=("toys",)),
+                           CatalogItem("i2", "Item two")])
+    answers = [
+        api_client.http.get("/users/u1/recommendations?n=4"),
+        api_client.http.get("/items/i1/similar?n=3"),
+        api_client.http.get("/popular?n=4"),
+        api_client.http.post("/recommendations", body=json.dumps({"item_ids": ["i1"], "n": 3}),
+                             headers={"Content-Type": "application/json"}),
+    ]
+    for response in answers:
+        assert response.status_code == 200, response.body
+        items = {entry["item_id"]: entry for entry in json.loads(response.body)["items"]}
+        assert items["i0"]["title"] == "Item zero" and items["i0"]["categories"] == ["toys"]
+        assert items["i2"]["title"] == "Item two"
+        assert all(set(entry) == {"item_id", "score"} for item_id, entry in items.items() if item_id in ("i1", "i3"))

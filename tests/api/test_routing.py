@@ -22,6 +22,9 @@ REQUESTS = {
     ("/openapi.json", "GET"): ("/openapi.json", None),
     ("/docs", "GET"): ("/docs", None),
     ("/docs/{asset}", "GET"): ("/docs/docs.js", None),
+    ("/items/{item_id}", "PUT"): ("/items/i0", {"title": "Item zero"}),
+    ("/items", "POST"): ("/items", {"items": [{"item_id": "i1", "title": "Item one"}]}),
+    ("/items/{item_id}", "GET"): ("/items/i0", None),
 }
 
 

@@ -1,0 +1,73 @@
+"""The catalog table: upserts, reads by id, and batch reads for answers."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+
+from pynamodb.exceptions import PynamoDBException
+
+from chalicelib.catalog.item import CatalogItem, CatalogRecord
+from chalicelib.errors import CatalogUnavailable
+
+logger = logging.getLogger(__name__)
+
+
+class Catalog:
+    """Items of the catalog in their DynamoDB table.
+
+    Parameters
+    ----------
+    model: the :class:`CatalogRecord` subclass bound to the table (see ``catalog_model``).
+    """
+
+    def __init__(self, model: type[CatalogRecord]) -> None:
+        self._model = model
+
+    def put(self, items: list[CatalogItem]) -> list[CatalogItem]:
+        """Store *items* whole (an upsert: a resend writes the same items), stamped now.
+
+        Returns the items as stored, with ``updated_at``.
+
+        Raises
+        ------
+        CatalogUnavailable
+            When DynamoDB did not take them all after pynamodb's retries (resend the request).
+        """
+        updated_at = datetime.now(timezone.utc)
+        records = [self._model.of_item(item, updated_at) for item in items]
+        try:
+            with self._model.batch_write() as batch:  # unprocessed items are resent by pynamodb
+                for record in records:
+                    batch.save(record)
+        except PynamoDBException as exc:
+            logger.error("catalog write of %d items failed: %s", len(records), exc)
+            raise CatalogUnavailable("the catalog did not take the items in time; resend the request "
+                                     "(upserts are idempotent)") from exc
+        return [record.to_item() for record in records]
+
+    def get(self, item_id: str) -> CatalogItem | None:
+        """The item *item_id*, or None when the catalog does not hold it."""
+        try:
+            record = self._model.get(item_id, consistent_read=True)
+        except self._model.DoesNotExist:
+            return None
+        except PynamoDBException as exc:
+            logger.error("catalog read failed: %s", exc)
+            raise CatalogUnavailable("the catalog did not answer in time") from exc
+        return record.to_item()
+
+    def get_many(self, item_ids: list[str]) -> dict[str, CatalogItem]:
+        """The items among *item_ids* that the catalog holds, by id."""
+        try:
+            return {record.item_id: record.to_item() for record in self._model.batch_get(list(dict.fromkeys(item_ids)))}
+        except PynamoDBException as exc:
+            logger.error("catalog batch read failed: %s", exc)
+            raise CatalogUnavailable("the catalog did not answer in time") from exc
+
+    def ensure_table(self) -> bool:
+        """Create the table (on-demand billing) unless it exists; True when created."""
+        if self._model.exists():
+            return False
+        self._model.create_table(billing_mode="PAY_PER_REQUEST", wait=True)
+        return True
