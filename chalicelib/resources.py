@@ -195,11 +195,9 @@ class Resources:
 
     def provision(self) -> None:
         """Create the bucket, the event table (with its time index) and the catalog table if they are missing."""
-        config = self.settings
-        self.model_registry.ensure_bucket(config.region)
-        # Creating a table may take seconds: the default timeouts and retries, not the API's.
-        ensure_table(_event_table(config.events_table, config.region, config.dynamodb_endpoint_url))
-        Catalog(catalog_model(config.catalog_table_name, config.region, config.dynamodb_endpoint_url)).ensure_table()
+        self.model_registry.ensure_bucket(self.settings.region)
+        ensure_table(self.event_table)
+        self.catalog.ensure_table()
 
 
 @functools.cache
