@@ -6,17 +6,19 @@ STAMP := $(VENV)/.installed-stamp
 NODE_STAMP := node_modules/.installed-stamp
 
 DOCS_UI := chalicelib/api/docs_page/swagger-ui
+# Where tests/test_browser.py looks for the browser (Debian's chromium package puts it there).
+CHROMIUM := /usr/bin/chromium
 
 STAGE ?= dev
 
-.PHONY: demo test venv node docs-ui package clean
+.PHONY: demo test venv node docs-ui browser package clean
 
 demo: $(STAMP) node docs-ui
 	$(PY) -m local_aws.demo
 
-test: $(STAMP) node docs-ui
+test: $(STAMP) node docs-ui browser
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n auto --maxprocesses 4 $(PYTEST_ARGS)
 
 venv: $(STAMP)
 
@@ -24,7 +26,7 @@ $(STAMP): pyproject.toml requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (set PYTHON=...)")'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[train,dev]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[train,dev,mcp]'
 	touch $@
 
 # dynalite needs Node.js >= 20; without it the demo and the tests fall back to moto.
@@ -35,6 +37,20 @@ node:
 		fi; \
 	else \
 		echo "warning: Node.js >= 20 not found; DynamoDB will be served by moto (slower queries)"; \
+	fi
+
+# Chromium for the browser test (tests/test_browser.py): Debian's package, which Playwright drives;
+# Playwright never downloads a browser of its own. Installed as root where apt-get is (CI);
+# elsewhere a warning, and the test skips saying how to install it (in CI it fails instead).
+browser:
+	@if [ -x $(CHROMIUM) ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing Debian's chromium for the browser test (about 20 s)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium \
+			|| echo "warning: apt-get could not install chromium; tests/test_browser.py will skip (and fail in CI)"; \
+	else \
+		echo "warning: $(CHROMIUM) not found; tests/test_browser.py will skip (and fail in CI)" \
+			"(as root: apt-get install -y --no-install-recommends chromium)"; \
 	fi
 
 # Swagger UI for /docs, from the npm package swagger-ui-dist, copied into chalicelib so that

@@ -39,8 +39,10 @@ DEFAULT_EVENT_WEIGHTS = {
     "purchase": 8.0,
     "like": 4.0,
     "dislike": -4.0,
+    "report": -8.0,
     "rating": 1.0,
 }
+_HISTORY_VERB_PATTERN = re.compile(r"[a-z]+( [a-z]+){0,2}")
 _EVENT_TYPE_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
 
@@ -100,6 +102,7 @@ class Settings:
     catalog_cache_items: int = 100_000
     aws_connect_timeout_seconds: float = 0.5
     aws_read_timeout_seconds: float = 1.5
+    history_verb: str = "viewed"
 
     @property
     def aws_call_seconds(self) -> float:
@@ -308,7 +311,16 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         catalog_cache_items=_int_in_range(env, "CATALOG_CACHE_ITEMS", 100_000, 0, 10_000_000),
         aws_connect_timeout_seconds=_positive_float(env, "AWS_CONNECT_TIMEOUT_SECONDS", "0.5"),
         aws_read_timeout_seconds=_positive_float(env, "AWS_READ_TIMEOUT_SECONDS", "1.5"),
+        history_verb=_history_verb(env),
     )
+
+
+def _history_verb(env: Mapping[str, str]) -> str:
+    # The verb of "Because you <verb> Toy Story": "watched" for films, "bought" for a shop.
+    verb = env.get("EXPLAIN_HISTORY_VERB", "").strip() or "viewed"
+    if not _HISTORY_VERB_PATTERN.fullmatch(verb):
+        raise ConfigError(f"EXPLAIN_HISTORY_VERB must be one to three lower-case words, got {verb[:40]!r}")
+    return verb
 
 
 def environment_of(settings: Settings) -> dict[str, str]:
@@ -349,6 +361,7 @@ def environment_of(settings: Settings) -> dict[str, str]:
         "CATALOG_CACHE_ITEMS": str(settings.catalog_cache_items),
         "AWS_CONNECT_TIMEOUT_SECONDS": repr(settings.aws_connect_timeout_seconds),
         "AWS_READ_TIMEOUT_SECONDS": repr(settings.aws_read_timeout_seconds),
+        "EXPLAIN_HISTORY_VERB": settings.history_verb,
     }
 
 

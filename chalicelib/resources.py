@@ -27,9 +27,10 @@ from chalicelib.access.rate_limit import RateLimiter
 from chalicelib.access.signing_secrets import SigningSecrets
 from chalicelib.access.tokens import UserTokens
 from chalicelib.catalog.cache import CatalogCache
+from chalicelib.catalog.index import CatalogIndexCache
 from chalicelib.catalog.item import CatalogRecord, catalog_model
 from chalicelib.catalog.store import Catalog
-from chalicelib.config import Settings, load_settings
+from chalicelib.config import DEFAULT_EVENT_WEIGHTS, Settings, load_settings
 from chalicelib.deadlines import Deadline
 from chalicelib.eventlog.batch_writer import BatchWriter
 from chalicelib.eventlog.item import EventRecord, ensure_table, event_model, table_connection
@@ -37,6 +38,8 @@ from chalicelib.eventlog.log import EventLog
 from chalicelib.eventlog.rules import EventRules
 from chalicelib.models.registry import ModelRegistry
 from chalicelib.models.store import ModelStore
+from chalicelib.serving.answers import Answers
+from chalicelib.serving.filters import ItemFilters
 from chalicelib.serving.live_model import LiveModel
 from chalicelib.serving.personalizer import Personalizer
 
@@ -136,6 +139,26 @@ class Resources:
         reader = Catalog(_catalog_table(config.catalog_table_name, config.region, config.dynamodb_endpoint_url,
                                         config.realtime_timeout_seconds, config.realtime_timeout_seconds, 0))
         return CatalogCache(reader, config.catalog_cache_seconds, config.catalog_cache_items)
+
+    @functools.cached_property
+    def catalog_index(self) -> CatalogIndexCache:
+        """Every catalog item's filter fields, rebuilt from a scan within the catalog TTL."""
+        # A cold instance's first answers wait for the catalog's read, but at most half their deadline.
+        return CatalogIndexCache(self.catalog.all_items, self.settings.catalog_cache_seconds,
+                                 wait_seconds=self.settings.request_deadline_seconds / 2)
+
+    @functools.cached_property
+    def item_filters(self) -> ItemFilters:
+        """Business rules (categories, availability, prices, blocked items) as masks over the model's items."""
+        return ItemFilters(self.catalog_index)
+
+    @functools.cached_property
+    def answers(self) -> Answers:
+        """Every read route's answer: model, business rules, catalog fields and reasons."""
+        weights = self.settings.event_weight_map
+        return Answers(self.live_model, self.personalizer, self.item_filters, self.catalog_cache,
+                       self.settings.history_verb, weights.get("like", DEFAULT_EVENT_WEIGHTS["like"]),
+                       weights.get("dislike", DEFAULT_EVENT_WEIGHTS["dislike"]))
 
     @functools.cached_property
     def event_rules(self) -> EventRules:

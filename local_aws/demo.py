@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import urlencode, urlparse
 
 from tqdm import tqdm
 
@@ -194,6 +194,10 @@ def print_keys(resources: Resources) -> None:
     print(f"    user token of user {DEMO_USER} (24 h)  {token}", flush=True)
     say("in a shell, as README's examples expect:")
     print(f"    export PK={DEMO_PUBLISHABLE_KEY} SK={DEMO_SECRET_KEY} TOKEN={token}", flush=True)
+    # The fragment stays in the browser: the key and the token reach no server log.
+    fragment = urlencode({"key": DEMO_PUBLISHABLE_KEY, "user": DEMO_USER, "token": token})
+    say(f"the website widget on the catalog, as user {DEMO_USER} (README, Website widget):")
+    print(f"    http://{HOST}:{API_PORT}/demo#{fragment}", flush=True)
 
 
 def main() -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import uuid
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator
 
@@ -190,3 +190,121 @@ def faulty_settings(dynamodb_settings: Settings, s3_proxy: FaultProxy, dynamodb_
     Provisioned directly, before any fault: a test breaks only the calls it means to.
     """
     return replace(dynamodb_settings, s3_endpoint_url=s3_proxy.url, dynamodb_endpoint_url=dynamodb_proxy.url)
+
+
+@dataclass(frozen=True)
+class ServedSample:
+    """The sample model and catalog served over real HTTP by `chalice local`."""
+
+    base_url: str
+    settings: Settings
+    resources: Resources
+    origin: str
+
+    def token_for(self, user_id: str) -> str:
+        """A user token of this stage for *user_id*."""
+        return self.resources.user_tokens.sign(user_id, 3600)
+
+
+@pytest.fixture(scope="session")
+def served_sample(moto_server: MotoServer, dynalite_server: DynaliteServer | None, sample_artifact: ModelArtifact,
+                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedSample]:
+    """`chalice local` on a free port, serving ``sample_artifact`` and the MovieLens catalog.
+
+    For the tests that drive the API as its clients do (a browser page, an MCP
+    server): real HTTP, real time, DynamoDB on dynalite where Node.js runs.
+    Its publishable key (``PUBLISHABLE_KEY``) allows pages of the server's own origin.
+    """
+    import subprocess
+    import sys
+
+    from chalicelib.access.keys import hash_key
+    from chalicelib.catalog.formats import import_file as import_catalog_file
+    from chalicelib.config import PUBLISHABLE, ApiKeyConfig
+    from local_aws.demo import SAMPLE_CATALOG
+    from local_aws.stack import free_port, wait_until_listening
+    from tests.support import PUBLISHABLE_KEY, write_stage_config
+
+    port = free_port()
+    origin = f"http://127.0.0.1:{port}"
+    dynamodb_url = dynalite_server.url if dynalite_server is not None else moto_server.url
+    config = Settings(
+        model_bucket=_unique("served"), model_prefix="models", events_table=_unique("served-events"),
+        region="us-east-1", s3_endpoint_url=moto_server.url, dynamodb_endpoint_url=dynamodb_url,
+        model_refresh_seconds=60.0, log_level="WARNING", aws_connect_timeout_seconds=2.0,
+        aws_read_timeout_seconds=5.0, request_deadline_seconds=20.0,
+        **{**TEST_KEYS, "publishable_keys": (
+            ApiKeyConfig("served-web", PUBLISHABLE, hash_key(PUBLISHABLE_KEY), frozenset({origin})),)},
+    )
+    resources = Resources(config)
+    resources.provision()
+    resources.model_registry.publish(sample_artifact)
+    summary = import_catalog_file(SAMPLE_CATALOG, "movielens-100k", resources.catalog)
+    assert not summary.rejected, summary
+    project = tmp_path_factory.mktemp("served")
+    for name in ("app.py", "chalicelib"):
+        (project / name).symlink_to(Path(__file__).resolve().parents[1] / name)
+    write_stage_config(project, "served", config)
+    process = subprocess.Popen(
+        [str(Path(sys.executable).with_name("chalice")), "local", "--stage", "served", "--host", "127.0.0.1",
+         "--port", str(port)],
+        cwd=project, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until_listening(port, timeout=60, process=process)
+        yield ServedSample(origin, config, resources, origin)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+#: Popular items the ``sample_stack`` catalog blocks (besides every 11th).
+BLOCKED_POPULAR = frozenset({"100", "181", "258"})
+
+
+def _test_catalog_item(item):
+    """The ``sample_stack`` catalog's version of a MovieLens item: a price, some unavailable or blocked."""
+    from chalicelib.catalog.item import Price
+
+    number = int(item.item_id)
+    return replace(item, price=Price(float(number % 40) + 0.5, "EUR"), available=number % 7 != 0,
+                   blocked=number % 11 == 0 or item.item_id in BLOCKED_POPULAR)
+
+
+@pytest.fixture(scope="session")
+def sample_stack(moto_server: MotoServer, dynalite_server: DynaliteServer | None, sample_artifact: ModelArtifact):
+    """(settings, catalog by id): ``sample_artifact`` published, and a catalog of the MovieLens movies
+    with test prices (0.5 to 39.5 EUR), every 7th item unavailable, every 11th and ``BLOCKED_POPULAR``
+    blocked. Read-only: tests that change the catalog make their own. DynamoDB is dynalite where it runs:
+    each test's app reads the whole catalog for its filter index, which moto takes seconds to scan."""
+    from chalicelib.catalog.formats import READERS, CatalogImportSummary, check_row
+    from local_aws.demo import SAMPLE_CATALOG
+
+    config = Settings(
+        model_bucket=_unique("sample"), model_prefix="models", events_table=_unique("sample-events"),
+        region="us-east-1", s3_endpoint_url=moto_server.url,
+        dynamodb_endpoint_url=dynalite_server.url if dynalite_server is not None else moto_server.url,
+        model_refresh_seconds=60.0, log_level="WARNING", aws_connect_timeout_seconds=2.0,
+        aws_read_timeout_seconds=5.0, request_deadline_seconds=20.0, **TEST_KEYS)
+    resources = Resources(config)
+    resources.provision()
+    resources.model_registry.publish(sample_artifact)
+    summary = CatalogImportSummary()
+    rows = READERS["movielens-100k"](SAMPLE_CATALOG)
+    items = [_test_catalog_item(item) for item in (check_row(number, raw, summary) for number, raw in rows)
+             if item is not None]
+    resources.catalog.put(items)
+    return config, {item.item_id: item for item in items}
+
+
+@pytest.fixture
+def sample_client(sample_stack, tmp_path: Path) -> Iterator[object]:
+    """An in-process client (secret key by default) of the ``sample_stack`` deployment."""
+    with client_for(sample_stack[0], tmp_path) as client:
+        yield client
+
+
+@pytest.fixture
+def sample_catalog(sample_stack) -> dict:
+    """The ``sample_stack`` catalog's items, by id."""
+    return sample_stack[1]

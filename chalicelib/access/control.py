@@ -16,6 +16,7 @@ from chalicelib.access.rate_limit import RateLimiter
 from chalicelib.access.tokens import UserTokens
 from chalicelib.config import PUBLISHABLE, SECRET
 from chalicelib.errors import (
+    AccessDenied,
     InvalidApiKey,
     KeyNotAllowed,
     MissingApiKey,
@@ -50,6 +51,8 @@ class Caller:
     key_id: str | None = None
     kind: str | None = None
     token_user: str | None = None
+    #: Why a token sent to a route open to any key did not verify: raised only if the route needs it.
+    token_error: AccessDenied | None = None
 
     @property
     def is_secret(self) -> bool:
@@ -65,6 +68,11 @@ class Caller:
         """
         if self.kind == SECRET:
             return
+        if self.token_user is None and self.token_error is not None:
+            raise self.token_error
+        if self.token_user is None:
+            raise UserTokenRequired("with a publishable key, naming a user needs that user's token in the "
+                                    "x-user-token header")
         if self.token_user != user_id:
             raise TokenUserMismatch("the user token is for another user than the one this request is for")
 
@@ -119,13 +127,20 @@ class AccessControl:
         if access is Access.SECRET:
             raise KeyNotAllowed("this route needs a secret key; a publishable key reads recommendations and posts "
                                 "events only")
-        token_user = None
         if access is Access.USER:
             if not user_token:
                 raise UserTokenRequired("with a publishable key this route needs the user's token in the "
                                         "x-user-token header")
-            token_user = self._tokens.verify(user_token)
-        return Caller(key.key_id, PUBLISHABLE, token_user)
+            return Caller(key.key_id, PUBLISHABLE, self._tokens.verify(user_token))
+        # A route open to any key may still act for a user the request names (POST /rank, chat
+        # suggestions): a token sent with it is checked, but only refuses the request if the route
+        # needs it (an expired token must not break "more like this").
+        if user_token:
+            try:
+                return Caller(key.key_id, PUBLISHABLE, self._tokens.verify(user_token))
+            except AccessDenied as exc:
+                return Caller(key.key_id, PUBLISHABLE, token_error=exc)
+        return Caller(key.key_id, PUBLISHABLE)
 
     def spend_events(self, caller: Caller, user_ids: list[str]) -> None:
         """Count *user_ids* (one per event) against the caller's key and users.

@@ -14,23 +14,34 @@ from datetime import datetime
 from typing import Any, Mapping
 from urllib.parse import unquote
 
+from chalicelib.catalog.index import words_of
 from chalicelib.errors import InvalidRequest, PayloadTooLarge
-from chalicelib.eventlog.item import Event
+from chalicelib.eventlog.item import MAX_USER_ID_BYTES, Event
 from chalicelib.eventlog.rules import EventRules, check_event, check_id
+from chalicelib.serving.chat import ChatRequest
+from chalicelib.serving.filters import ItemFilter
 
 #: Bounds of the HTTP API; part of the contract, not tunable per stage.
 MAX_RESULTS = 100
 DEFAULT_RESULTS = 10
 MAX_SESSION_ITEMS = 500
 MAX_EVENTS_PER_REQUEST = 100
+MAX_RANK_CANDIDATES = 500
+MAX_FILTER_CATEGORIES = 20
+MAX_EXCLUDED = 500
+MAX_CATEGORY_LENGTH = 256
+MAX_PRICE = 1e12
+#: The query parameters of a filtered read route (``n`` aside).
+FILTER_QUERY = ("category", "exclude", "available_only", "min_price", "max_price", "explain")
+_FILTER_FIELDS = frozenset(FILTER_QUERY)
 
 
-def check_count(value: Any, field: str = "n") -> int:
+def check_count(value: Any, field: str = "n", *, from_query: bool = False) -> int:
     """Return *value* as a result count in ``[1, MAX_RESULTS]``.
 
-    Accepts an int, or a string of decimal digits (query parameters).
+    Accepts a JSON integer, or with *from_query* a string of decimal digits.
     """
-    if isinstance(value, str) and re.fullmatch(r"[+-]?\d{1,6}", value.strip()):
+    if from_query and isinstance(value, str) and re.fullmatch(r"[+-]?\d{1,6}", value.strip()):
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidRequest(f"{field} must be an integer between 1 and {MAX_RESULTS}, got {value!r}", field)
@@ -70,7 +81,7 @@ def parse_count_query(query_params: Mapping[str, str] | None) -> int:
     Which parameters a route accepts is checked before its view runs (:func:`check_query`).
     """
     params = query_params or {}
-    return check_count(params["n"]) if "n" in params else DEFAULT_RESULTS
+    return check_count(params["n"], from_query=True) if "n" in params else DEFAULT_RESULTS
 
 
 def parse_path_id(value: str, field: str) -> str:
@@ -113,27 +124,125 @@ def parse_json_object(raw_body: bytes | str | None) -> dict[str, Any]:
     return body
 
 
-def parse_session_request(raw_body: bytes | str | None) -> tuple[list[str], int]:
-    """Parse ``{"item_ids": [...], "n": 10}`` of ``POST /recommendations``.
+def check_id_list(value: Any, field: str, limit: int, *, required: bool = True) -> list[str]:
+    """*value* as a list of at most *limit* ids (each checked by :func:`check_id`)."""
+    if not isinstance(value, list):
+        raise InvalidRequest(f"{field} must be a list of strings, got {type(value).__name__}", field)
+    if required and not value:
+        raise InvalidRequest(f"{field} must hold at least one id", field)
+    if len(value) > limit:
+        raise InvalidRequest(f"{field} has {len(value)} ids; the limit is {limit}", field)
+    return [check_id(item_id, f"{field}[{i}]") for i, item_id in enumerate(value)]
+
+
+def _check_categories(values: list[Any], field: str) -> tuple[str, ...]:
+    if not 1 <= len(values) <= MAX_FILTER_CATEGORIES:
+        raise InvalidRequest(f"{field} must name 1 to {MAX_FILTER_CATEGORIES} categories, got {len(values)}", field)
+    for value in values:
+        if not isinstance(value, str) or not value.strip() or len(value) > MAX_CATEGORY_LENGTH:
+            raise InvalidRequest(f"{field} holds {str(value)[:60]!r}; a category is a non-empty string of at most "
+                                 f"{MAX_CATEGORY_LENGTH} characters", field)
+    return tuple(dict.fromkeys(value.strip() for value in values))
+
+
+def _check_price(value: Any, field: str) -> float:
+    if isinstance(value, str):
+        if not re.fullmatch(r"\d{1,13}(\.\d{1,6})?", value.strip()):
+            raise InvalidRequest(f"{field} must be a non-negative decimal number, got {value[:40]!r}", field)
+        value = float(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= MAX_PRICE:
+        raise InvalidRequest(f"{field} must be a number between 0 and {MAX_PRICE:.0e}, got {value!r}", field)
+    return float(value)
+
+
+def _check_flag(value: Any, field: str) -> bool:
+    if isinstance(value, str) and value in ("true", "false"):
+        return value == "true"
+    if isinstance(value, bool):
+        return value
+    raise InvalidRequest(f"{field} must be true or false, got {str(value)[:40]!r}", field)
+
+
+def _filter_of(categories: tuple[str, ...], exclude: tuple[str, ...], fields: Mapping[str, Any],
+               query: str | None = None) -> ItemFilter:
+    min_price = _check_price(fields["min_price"], "min_price") if "min_price" in fields else None
+    max_price = _check_price(fields["max_price"], "max_price") if "max_price" in fields else None
+    if min_price is not None and max_price is not None and min_price > max_price:
+        raise InvalidRequest(f"min_price ({min_price:g}) is above max_price ({max_price:g})", "min_price")
+    available_only = _check_flag(fields["available_only"], "available_only") if "available_only" in fields else True
+    return ItemFilter(categories=categories, exclude=exclude, available_only=available_only,
+                      min_price=min_price, max_price=max_price, query=query)
+
+
+def parse_filter_query(query_params: Mapping[str, str] | None) -> tuple[ItemFilter, bool]:
+    """The filter and ``explain`` flag of a read route's query (see ``FILTER_QUERY``).
+
+    ``category`` and ``exclude`` take several values separated by commas.
+    Which parameters a route accepts is checked before its view runs.
+    """
+    params = query_params or {}
+    categories = _check_categories(params["category"].split(","), "category") if "category" in params else ()
+    exclude: tuple[str, ...] = ()
+    if "exclude" in params:
+        exclude = tuple(check_id_list(params["exclude"].split(","), "exclude", MAX_EXCLUDED))
+    explain = _check_flag(params["explain"], "explain") if "explain" in params else False
+    return _filter_of(categories, exclude, params), explain
+
+
+def parse_filter_fields(body: Mapping[str, Any], query: str | None = None) -> ItemFilter:
+    """The filter given by the fields of a JSON request body (``category`` a string or a list)."""
+    categories: tuple[str, ...] = ()
+    if "category" in body:
+        value = body["category"]
+        categories = _check_categories(value if isinstance(value, list) else [value], "category")
+    exclude = tuple(check_id_list(body["exclude"], "exclude", MAX_EXCLUDED, required=False)) \
+        if "exclude" in body else ()
+    return _filter_of(categories, exclude, body, query)
+
+
+def _refuse_unknown_fields(body: Mapping[str, Any], accepted: frozenset[str]) -> None:
+    unknown = sorted(set(body) - accepted)
+    if unknown:
+        raise InvalidRequest(f"unknown field {unknown[0][:60]!r}; accepted: {', '.join(sorted(accepted))}",
+                             unknown[0])
+
+
+def parse_session_request(raw_body: bytes | str | None) -> tuple[list[str], int, ItemFilter, bool]:
+    """Parse ``{"item_ids": [...], "n": 10, <filter fields>, "explain": false}`` of ``POST /recommendations``.
 
     Returns
     -------
-    (item_ids, n)
+    (item_ids, n, item_filter, explain)
     """
     body = parse_json_object(raw_body)
-    unknown = sorted(set(body) - {"item_ids", "n"})
-    if unknown:
-        raise InvalidRequest(f"unknown field {unknown[0]!r}; expected 'item_ids' and optional 'n'", unknown[0])
+    _refuse_unknown_fields(body, _FILTER_FIELDS | {"item_ids", "n"})
     if "item_ids" not in body:
         raise InvalidRequest("item_ids is required", "item_ids")
-    item_ids = body["item_ids"]
-    if not isinstance(item_ids, list):
-        raise InvalidRequest(f"item_ids must be a list of strings, got {type(item_ids).__name__}", "item_ids")
-    if len(item_ids) > MAX_SESSION_ITEMS:
-        raise InvalidRequest(f"item_ids has {len(item_ids)} ids; the limit is {MAX_SESSION_ITEMS}", "item_ids")
-    checked = [check_id(item_id, f"item_ids[{i}]") for i, item_id in enumerate(item_ids)]
-    n = check_count(body["n"]) if "n" in body else DEFAULT_RESULTS
-    return checked, n
+    checked = check_id_list(body["item_ids"], "item_ids", MAX_SESSION_ITEMS, required=False)
+    # A digit string is still taken here, as it always was (clients rely on it); newer routes take integers only.
+    n = check_count(body["n"], from_query=True) if "n" in body else DEFAULT_RESULTS
+    explain = _check_flag(body["explain"], "explain") if "explain" in body else False
+    return checked, n, parse_filter_fields(body), explain
+
+
+def parse_rank_request(raw_body: bytes | str | None) -> tuple[list[str], str | None, list[str] | None]:
+    """Parse ``POST /rank``: ``item_ids`` (the candidates) and ``user_id`` or ``session_item_ids``.
+
+    Returns
+    -------
+    (candidate ids, user_id or None, session item ids or None)
+    """
+    body = parse_json_object(raw_body)
+    _refuse_unknown_fields(body, frozenset({"item_ids", "user_id", "session_item_ids"}))
+    if "item_ids" not in body:
+        raise InvalidRequest("item_ids is required: the candidates to rank", "item_ids")
+    candidates = check_id_list(body["item_ids"], "item_ids", MAX_RANK_CANDIDATES)
+    if ("user_id" in body) == ("session_item_ids" in body):
+        raise InvalidRequest("give either user_id or session_item_ids (not both): whom to rank for", "user_id")
+    if "user_id" in body:
+        return candidates, check_id(body["user_id"], "user_id", MAX_USER_ID_BYTES), None
+    return candidates, None, check_id_list(body["session_item_ids"], "session_item_ids", MAX_SESSION_ITEMS,
+                                           required=False)
 
 
 def parse_event_batch(raw_body: bytes | str | None, rules: EventRules, now: datetime) -> list[Event]:
@@ -155,3 +264,37 @@ def parse_event_batch(raw_body: bytes | str | None, rules: EventRules, now: date
             f"events has {len(raw_events)} entries; send at most {MAX_EVENTS_PER_REQUEST} per request", "events"
         )
     return [check_event(raw, rules, now, f"events[{i}]") for i, raw in enumerate(raw_events)]
+
+
+#: Bounds of ``POST /chat/suggestions`` (as its JSON Schema, ``schemas/chat_suggestions.json``, states them).
+MAX_CHAT_MENTIONS = 50
+MAX_CHAT_RESULTS = 10
+DEFAULT_CHAT_RESULTS = 3
+MAX_QUERY_LENGTH = 200
+_CHAT_FIELDS = frozenset({"user_id", "liked_item_ids", "disliked_item_ids", "query", "category", "max_price",
+                          "exclude", "n"})
+
+
+def parse_chat_request(raw_body: bytes | str | None) -> ChatRequest:
+    """Parse ``POST /chat/suggestions`` (see its JSON Schema); every field is optional."""
+    body = parse_json_object(raw_body)
+    _refuse_unknown_fields(body, _CHAT_FIELDS)
+    user_id = check_id(body["user_id"], "user_id", MAX_USER_ID_BYTES) if "user_id" in body else None
+    liked = check_id_list(body.get("liked_item_ids", []), "liked_item_ids", MAX_CHAT_MENTIONS, required=False)
+    disliked = check_id_list(body.get("disliked_item_ids", []), "disliked_item_ids", MAX_CHAT_MENTIONS,
+                             required=False)
+    query = None
+    if "query" in body:
+        query = body["query"]
+        if not isinstance(query, str) or not query.strip() or len(query) > MAX_QUERY_LENGTH:
+            raise InvalidRequest(f"query must be a non-empty string of at most {MAX_QUERY_LENGTH} characters", "query")
+        if not words_of(query):
+            raise InvalidRequest("query holds no word (letters or digits) to search for", "query")
+        query = " ".join(query.split())
+    n = DEFAULT_CHAT_RESULTS
+    if "n" in body:
+        n = check_count(body["n"])
+        if n > MAX_CHAT_RESULTS:
+            raise InvalidRequest(f"n must be between 1 and {MAX_CHAT_RESULTS} for chat suggestions, got {n}", "n")
+    item_filter = parse_filter_fields(body, query)
+    return ChatRequest(user_id, tuple(liked), tuple(disliked), item_filter, n)

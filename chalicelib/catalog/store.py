@@ -21,6 +21,11 @@ class Catalog:
     model: the :class:`CatalogRecord` subclass bound to the table (see ``catalog_model``).
     """
 
+    #: What :meth:`all_items` reads of each item, and how many per call.
+    INDEXED_FIELDS = ("item_id", "title", "categories", "price_amount", "price_currency", "available", "blocked",
+                      "attributes")
+    SCAN_PAGE_ITEMS = 500
+
     def __init__(self, model: type[CatalogRecord]) -> None:
         self._model = model
 
@@ -64,6 +69,23 @@ class Catalog:
         except PynamoDBException as exc:
             logger.error("catalog batch read failed: %s", exc)
             raise CatalogUnavailable("the catalog did not answer in time") from exc
+
+    def all_items(self) -> list[CatalogItem]:
+        """Every item of the catalog, for the filter index: one scan, of the fields filters and search use
+        (no links, no ``updated_at``).
+
+        Raises
+        ------
+        CatalogUnavailable
+            When a page of the scan fails after pynamodb's retries.
+        """
+        try:
+            # Small pages of the fields filters and search use: no single call has much to send.
+            return [record.to_item() for record in self._model.scan(page_size=self.SCAN_PAGE_ITEMS,
+                                                                    attributes_to_get=list(self.INDEXED_FIELDS))]
+        except PynamoDBException as exc:
+            logger.error("catalog scan failed: %s", exc)
+            raise CatalogUnavailable("the catalog could not be read whole") from exc
 
     def ensure_table(self) -> bool:
         """Create the table (on-demand billing) unless it exists; True when created."""

@@ -10,7 +10,7 @@ from typing import Mapping
 from chalicelib.errors import EventLogUnavailable
 from chalicelib.eventlog.log import EventLog, UserHistory
 from chalicelib.serving.live_model import LiveModel
-from chalicelib.serving.recommender import Recommendations, Recommender
+from chalicelib.serving.recommender import Profile, Recommendations, Recommender
 
 logger = logging.getLogger(__name__)
 
@@ -39,20 +39,35 @@ class Personalizer:
         self._erased: OrderedDict[str, None] = OrderedDict()
 
     def recommend(self, user_id: str, n: int) -> Recommendations:
-        """Top *n* items for *user_id*; see README for the strategies."""
+        """Top *n* items for *user_id*, without business rules; see README for the strategies."""
         recommender = self._live_model.recommender()
-        if self._history_limit == 0:
-            return recommender.recommend_for_user(user_id, n)
-        try:
-            history = self._event_log.recent(user_id, self._history_limit)
-        except EventLogUnavailable as exc:
-            logger.warning("answering from the model alone: %s", exc)
-            return self._model_only(recommender, user_id, n)
-        if history.erased_at is not None:
-            self._remember_erased(user_id)
-        return self._with_history(recommender, user_id, history, n)
+        return recommender.recommend(self.profile(recommender, user_id), n)
 
-    def _with_history(self, recommender: Recommender, user_id: str, history: UserHistory, n: int) -> Recommendations:
+    def profile(self, recommender: Recommender, user_id: str, extra_item_ids: list[str] = (),
+                extra_values: list[float] = ()) -> Profile:
+        """*user_id*'s profile: trained factors plus their recent events, plus *extra* interactions.
+
+        The extra interactions are what a conversation said (liked and
+        disliked items), folded in like recent events. When the event log
+        cannot be read, the profile comes from the model alone (its strategy
+        ends in ``_model_only``).
+        """
+        if self._history_limit == 0:
+            item_ids, values, use_trained = [], [], True
+        else:
+            try:
+                history = self._event_log.recent(user_id, self._history_limit)
+            except EventLogUnavailable as exc:
+                logger.warning("answering from the model alone: %s", exc)
+                return self._model_only(recommender, user_id, list(extra_item_ids), list(extra_values))
+            if history.erased_at is not None:
+                self._remember_erased(user_id)
+            item_ids, values, use_trained = self._recent_interactions(recommender, user_id, history)
+        return recommender.profile_for_user(user_id, [*item_ids, *extra_item_ids], [*values, *extra_values],
+                                            use_trained=use_trained)
+
+    def _recent_interactions(self, recommender: Recommender, user_id: str, history: UserHistory
+                             ) -> tuple[list[str], list[float], bool]:
         use_trained = history.erased_at is None and recommender.knows_user(user_id)
         cutoff = recommender.training_cutoff
         item_ids, values = [], []
@@ -68,14 +83,13 @@ class Personalizer:
                 continue
             item_ids.append(event.item_id)
             values.append(weight)
-        return recommender.recommend_with_history(user_id, item_ids, values, n, use_trained=use_trained)
+        return item_ids, values, use_trained
 
-    def _model_only(self, recommender: Recommender, user_id: str, n: int) -> Recommendations:
-        if user_id in self._erased:
-            answer = recommender.popular(n)
-        else:
-            answer = recommender.recommend_for_user(user_id, n)
-        return replace(answer, strategy=f"{answer.strategy}_model_only")
+    def _model_only(self, recommender: Recommender, user_id: str, extra_item_ids: list[str],
+                    extra_values: list[float]) -> Profile:
+        use_trained = user_id not in self._erased
+        profile = recommender.profile_for_user(user_id, extra_item_ids, extra_values, use_trained=use_trained)
+        return replace(profile, strategy=f"{profile.strategy}_model_only")
 
     def _remember_erased(self, user_id: str) -> None:
         self._erased[user_id] = None

@@ -50,15 +50,19 @@ def best_k(scores: np.ndarray, k: int, excluded: tuple[np.ndarray, np.ndarray] |
     return best
 
 
-def top_n(scores: np.ndarray, n: int, exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def top_n(scores: np.ndarray, n: int, exclude: np.ndarray | None = None,
+          allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Indices and scores of the *n* best entries of one score vector, best first.
 
-    Entries listed in *exclude* never appear, and fewer than *n* come back
-    when fewer are left; ties go to the lower index (see :func:`best_k`).
+    Entries listed in *exclude*, or False in the boolean mask *allowed*, never
+    appear: they are ruled out before the cut, so *n* come back whenever *n*
+    are left; ties go to the lower index (see :func:`best_k`).
     """
     scores = np.array(scores, dtype=np.float64)  # a copy: exclusions are written into it
     if exclude is not None and len(exclude):
         scores[exclude] = -np.inf
+    if allowed is not None:
+        scores[~allowed] = -np.inf
     best = best_k(scores[None, :], n)[0]
     best = best[best >= 0]
     return best, scores[best]
@@ -73,6 +77,24 @@ def normalize_rows(matrix: np.ndarray) -> np.ndarray:
 def similar_item_scores(normalized_items: np.ndarray, item_index: int) -> np.ndarray:
     """Cosine similarity of every item to *item_index* (rows already unit length)."""
     return normalized_items @ normalized_items[item_index]
+
+
+def _fold_in_system(
+    item_factors: np.ndarray, gram: np.ndarray, item_indices: np.ndarray, values: np.ndarray,
+    regularization: float, alpha: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(factors of the distinct items, their confidences, A) of the fold-in's linear system."""
+    item_indices = np.asarray(item_indices, dtype=np.int64)
+    values = np.asarray(values, dtype=np.float64)
+    unique, inverse = np.unique(item_indices, return_inverse=True)
+    confidences = alpha * np.bincount(inverse, weights=values, minlength=unique.shape[0])
+    keep = confidences != 0
+    unique, confidences = unique[keep], confidences[keep]
+    factors = item_factors[unique].astype(np.float64)
+    k = item_factors.shape[1]
+    a = gram.astype(np.float64) + regularization * np.eye(k)
+    a += factors.T @ ((np.abs(confidences) - 1.0)[:, None] * factors)
+    return unique, confidences, factors, a
 
 
 def fold_in(
@@ -102,17 +124,35 @@ def fold_in(
     regularization: λ used in training.
     alpha: confidence scaling used in training.
     """
-    item_indices = np.asarray(item_indices, dtype=np.int64)
-    values = np.asarray(values, dtype=np.float64)
-    unique, inverse = np.unique(item_indices, return_inverse=True)
-    confidences = alpha * np.bincount(inverse, weights=values, minlength=unique.shape[0])
-    keep = confidences != 0
-    unique, confidences = unique[keep], confidences[keep]
-
-    factors = item_factors[unique].astype(np.float64)
-    k = item_factors.shape[1]
-    a = gram.astype(np.float64) + regularization * np.eye(k)
-    a += factors.T @ ((np.abs(confidences) - 1.0)[:, None] * factors)
+    _, confidences, factors, a = _fold_in_system(item_factors, gram, item_indices, values, regularization, alpha)
     positive = confidences > 0
     b = factors[positive].T @ confidences[positive]
     return np.linalg.solve(a, b)
+
+
+def score_contributions(
+    item_factors: np.ndarray,
+    gram: np.ndarray,
+    item_indices: np.ndarray,
+    values: np.ndarray,
+    regularization: float,
+    alpha: float,
+    target_rows: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """How much each interacted item adds to each target item's fold-in score.
+
+    The fold-in score of target t is ``y_tᵀ A⁻¹ b`` with ``b = Σ c_j y_j``, a
+    sum over the positive interactions j of ``c_j · y_tᵀ A⁻¹ y_j``: those
+    terms are the contributions, and they add up to the score exactly.
+    Negative feedback shapes A but adds no term (its contribution is 0).
+
+    Returns
+    -------
+    (rows, contributions): the distinct interacted rows, and a
+    (len(rows), len(target_rows)) matrix of their contributions.
+    """
+    rows, confidences, factors, a = _fold_in_system(item_factors, gram, item_indices, values, regularization, alpha)
+    targets = item_factors[np.asarray(target_rows, dtype=np.int64)].astype(np.float64)
+    solved = np.linalg.solve(a, targets.T)  # A⁻¹ y_t for each target, as columns
+    contributions = (np.where(confidences > 0, confidences, 0.0)[:, None] * factors) @ solved
+    return rows, contributions

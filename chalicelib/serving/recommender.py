@@ -15,7 +15,7 @@ import numpy as np
 
 from chalicelib.errors import ItemNotFound
 from chalicelib.models.artifact import ModelArtifact
-from chalicelib.serving.ranking import fold_in, normalize_rows, similar_item_scores, top_n
+from chalicelib.serving.ranking import fold_in, normalize_rows, score_contributions, similar_item_scores, top_n
 
 
 def _parse_time(value: str | None) -> datetime | None:
@@ -23,6 +23,26 @@ def _parse_time(value: str | None) -> datetime | None:
         return None
     parsed = datetime.fromisoformat(value)
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Whom an answer is for, in the model's terms.
+
+    ``vector`` scores items (None: no usable signal, rank by popularity);
+    ``history_rows`` / ``history_values`` are the interactions it comes from
+    (for explanations); ``exclude`` are rows never recommended to them.
+    """
+
+    strategy: str
+    vector: np.ndarray | None
+    history_rows: np.ndarray
+    history_values: np.ndarray
+    exclude: np.ndarray
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+_NO_ROWS = np.empty(0, dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -34,6 +54,8 @@ class Recommendations:
     item_ids: list[str]
     scores: list[float]
     details: dict[str, Any] = field(default_factory=dict)
+    #: Whom the answer is for, for explanations; never shown as such.
+    profile: Profile | None = field(default=None, compare=False, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         """The JSON body the API returns."""
@@ -46,6 +68,17 @@ class Recommendations:
                 for item_id, score in zip(self.item_ids, self.scores, strict=True)
             ],
         }
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """Candidates in order of predicted preference, and those the model does not know."""
+
+    model_version: str | None
+    strategy: str
+    item_ids: list[str]
+    scores: list[float]
+    unknown_item_ids: list[str]
 
 
 class Recommender:
@@ -70,36 +103,126 @@ class Recommender:
         self._regularization = artifact.regularization
         self._alpha = artifact.alpha
 
+    @property
+    def n_items(self) -> int:
+        """How many items the model knows."""
+        return int(self._item_ids.shape[0])
+
+    def item_row(self, item_id: str) -> int:
+        """The model's row of *item_id*, or -1 when the model does not know it."""
+        return self._item_index.get(item_id, -1)
+
+    def item_ids_of(self, rows: np.ndarray) -> list[str]:
+        """The item ids of model *rows*."""
+        return self._item_ids[rows].tolist()
+
     def knows_user(self, user_id: str) -> bool:
         """Whether *user_id* has trained factors in this model."""
         return user_id in self._user_index
 
-    def _answer(self, strategy: str, indices: np.ndarray, scores: np.ndarray, **details: Any) -> Recommendations:
+    def _answer(self, strategy: str, indices: np.ndarray, scores: np.ndarray, profile: Profile | None = None,
+                **details: Any) -> Recommendations:
         return Recommendations(
             model_version=self.version,
             strategy=strategy,
             item_ids=self._item_ids[indices].tolist(),
             scores=scores.tolist(),
             details=details,
+            profile=profile,
         )
 
     def _seen_by(self, user_row: int) -> np.ndarray:
         indptr = self.artifact.seen_indptr
         return self.artifact.seen_indices[indptr[user_row]:indptr[user_row + 1]]
 
-    def recommend_for_user(self, user_id: str, n: int) -> Recommendations:
-        """Top *n* items for *user_id*, without the items seen in training.
+    def _popular_profile(self, exclude: np.ndarray = _NO_ROWS, **details: Any) -> Profile:
+        return Profile("popular", None, _NO_ROWS, np.empty(0), exclude, details)
 
-        Users the model does not know get the most popular items.
+    # --- whom an answer is for -------------------------------------------------------------------
+
+    def profile_for_user(self, user_id: str, item_ids: list[str] = (), values: list[float] = (), *,
+                         use_trained: bool = True) -> Profile:
+        """The profile of *user_id*: their trained factors, plus recent interactions folded in.
+
+        A user known to the model (and *use_trained*) with no recent
+        interaction keeps their trained factors (``personalized``); with some,
+        gets the ALS solution for their training interactions plus these
+        (``realtime``); anyone else gets the fold-in of the recent ones alone.
+        Every item interacted with, in training or here, is excluded. Without
+        any usable positive interaction: popularity (``popular``).
+
+        Parameters
+        ----------
+        item_ids, values: recent interactions and their weights (negative for
+            negative feedback); items the model does not know are ignored.
+        use_trained: False for a user whose data was erased since training.
         """
-        user_row = self._user_index.get(user_id)
-        if user_row is None:
-            return self.popular(n)
-        scores = self.artifact.item_factors @ self.artifact.user_factors[user_row]
-        indices, best = top_n(scores, n, exclude=self._seen_by(user_row))
-        return self._answer("personalized", indices, best)
+        user_row = self._user_index.get(user_id) if use_trained else None
+        rows = [self._item_index.get(item_id) for item_id in item_ids]
+        known = np.array([row for row in rows if row is not None], dtype=np.int64)
+        known_values = np.array([v for v, row in zip(values, rows, strict=True) if row is not None], dtype=np.float64)
+        if user_row is not None:
+            seen = self._seen_by(user_row).astype(np.int64)
+            indptr = self.artifact.seen_indptr
+            trained_values = self.artifact.seen_values[indptr[user_row]:indptr[user_row + 1]].astype(np.float64)
+            if known.size == 0:
+                return Profile("personalized", self.artifact.user_factors[user_row], seen, trained_values, seen)
+            indices = np.concatenate([seen, known])
+            strengths = np.concatenate([trained_values, known_values])
+        else:
+            seen = _NO_ROWS
+            indices, strengths = known, known_values
+        exclude = np.union1d(seen, known).astype(np.int64)
+        # Net strength per item: a click cancelled by a dislike is no positive signal.
+        items, positions = np.unique(indices, return_inverse=True)
+        net = np.bincount(positions, weights=strengths, minlength=items.shape[0])
+        if not np.any(net > 0):
+            return self._popular_profile(exclude)
+        vector = fold_in(self.artifact.item_factors, self._gram, indices, strengths, self._regularization,
+                         self._alpha).astype(np.float32)
+        return Profile("realtime", vector, indices, strengths, exclude)
 
-    def similar_items(self, item_id: str, n: int) -> Recommendations:
+    def profile_for_session(self, item_ids: list[str]) -> Profile:
+        """The profile of an anonymous visitor who just saw *item_ids* (one interaction each).
+
+        Unknown ids are reported in the ``ignored_item_ids`` detail; with no
+        known item at all the profile is popularity.
+        """
+        rows = [self._item_index.get(item_id) for item_id in item_ids]
+        known = np.array([row for row in rows if row is not None], dtype=np.int64)
+        details = {"ignored_item_ids": [item_id for item_id, row in zip(item_ids, rows, strict=True) if row is None]}
+        if known.size == 0:
+            return self._popular_profile(**details)
+        strengths = np.ones(known.shape[0])
+        vector = fold_in(self.artifact.item_factors, self._gram, known, strengths, self._regularization,
+                         self._alpha).astype(np.float32)
+        return Profile("session", vector, known, strengths, np.unique(known), details)
+
+    # --- answers ---------------------------------------------------------------------------------
+
+    def recommend(self, profile: Profile, n: int, allowed: np.ndarray | None = None) -> Recommendations:
+        """The *n* best items for *profile* among those *allowed* (a boolean mask over item rows)."""
+        if profile.vector is None:
+            return self.popular(n, exclude=profile.exclude, allowed=allowed, _profile=profile)
+        scores = self.artifact.item_factors @ profile.vector
+        indices, best = top_n(scores, n, exclude=profile.exclude, allowed=allowed)
+        return self._answer(profile.strategy, indices, best, profile, **profile.details)
+
+    def recommend_for_user(self, user_id: str, n: int, allowed: np.ndarray | None = None) -> Recommendations:
+        """Top *n* items for *user_id* from the trained model alone; popularity for an unknown user."""
+        return self.recommend(self.profile_for_user(user_id), n, allowed)
+
+    def recommend_with_history(self, user_id: str, item_ids: list[str], values: list[float], n: int, *,
+                               use_trained: bool = True, allowed: np.ndarray | None = None) -> Recommendations:
+        """Top *n* items for a user whose recent interactions are given (see :meth:`profile_for_user`)."""
+        return self.recommend(self.profile_for_user(user_id, item_ids, values, use_trained=use_trained), n, allowed)
+
+    def recommend_for_session(self, item_ids: list[str], n: int, allowed: np.ndarray | None = None
+                              ) -> Recommendations:
+        """Recommendations for an anonymous visitor who just saw *item_ids* (see :meth:`profile_for_session`)."""
+        return self.recommend(self.profile_for_session(item_ids), n, allowed)
+
+    def similar_items(self, item_id: str, n: int, allowed: np.ndarray | None = None) -> Recommendations:
         """The *n* items whose factors have the highest cosine similarity to *item_id*.
 
         Raises
@@ -111,83 +234,68 @@ class Recommender:
         if item_row is None:
             raise ItemNotFound(item_id)
         scores = similar_item_scores(self._normalized_items, item_row)
-        indices, best = top_n(scores, n, exclude=np.array([item_row]))
+        indices, best = top_n(scores, n, exclude=np.array([item_row]), allowed=allowed)
         return self._answer("similar", indices, best)
 
-    def popular(self, n: int, exclude: Iterable[int] = ()) -> Recommendations:
-        """The *n* items with the most training interactions, minus *exclude*."""
-        excluded = set(exclude)
+    def popular(self, n: int, exclude: Iterable[int] = (), allowed: np.ndarray | None = None,
+                _profile: Profile | None = None) -> Recommendations:
+        """The *n* items with the most training interactions, minus *exclude* and those not *allowed*."""
         order = self._popular_order
-        if excluded:
-            order = order[~np.isin(order, list(excluded))]
+        excluded = np.asarray(list(exclude) if not isinstance(exclude, np.ndarray) else exclude, dtype=np.int64)
+        if excluded.size or allowed is not None:
+            keep = np.ones(self.n_items, dtype=bool) if allowed is None else allowed.copy()
+            keep[excluded] = False
+            order = order[keep[order]]
         indices = order[:n]
-        return self._answer("popular", indices, self.artifact.item_popularity[indices].astype(np.float64))
+        profile = _profile or self._popular_profile()
+        return self._answer(profile.strategy, indices, self.artifact.item_popularity[indices].astype(np.float64), profile,
+                            **profile.details)
 
-    def recommend_with_history(
-        self, user_id: str, item_ids: list[str], values: list[float], n: int, *, use_trained: bool = True
-    ) -> Recommendations:
-        """Top *n* items for a user whose recent interactions are given.
+    def rank(self, profile: Profile, candidate_ids: list[str]) -> Ranking:
+        """*candidate_ids* the model knows, best first by *profile*'s scores (popularity without a vector).
 
-        A user known to the model (and *use_trained*) gets the ALS solution
-        for their training interactions plus these ones; anyone else gets
-        the fold-in of these alone. Every item interacted with, in training
-        or here, is excluded. Strategy ``realtime`` when interactions were
-        folded in; without any usable positive interaction the answer falls
-        back to the trained factors (``personalized``) or popularity.
-
-        Parameters
-        ----------
-        item_ids, values: the interactions to fold in and their weights
-            (negative for negative feedback); unknown items are ignored.
-        use_trained: False for a user whose data was erased since training.
+        Repeated ids count once; unknown ones are listed apart, in the order given.
         """
-        user_row = self._user_index.get(user_id) if use_trained else None
-        rows = [self._item_index.get(item_id) for item_id in item_ids]
-        known = np.array([row for row in rows if row is not None], dtype=np.int64)
-        known_values = np.array([v for v, row in zip(values, rows, strict=True) if row is not None], dtype=np.float64)
-        if user_row is not None:
-            seen = self._seen_by(user_row)
-            indptr = self.artifact.seen_indptr
-            trained_values = self.artifact.seen_values[indptr[user_row]:indptr[user_row + 1]]
-            if known.size == 0:
-                return self.recommend_for_user(user_id, n)
-            indices = np.concatenate([seen.astype(np.int64), known])
-            strengths = np.concatenate([trained_values.astype(np.float64), known_values])
+        candidates = list(dict.fromkeys(candidate_ids))
+        rows = np.array([self._item_index.get(item_id, -1) for item_id in candidates], dtype=np.int64)
+        known = rows[rows >= 0]
+        if profile.vector is None:
+            scores = self.artifact.item_popularity[known].astype(np.float64)
         else:
-            seen = np.empty(0, dtype=np.int64)
-            indices, strengths = known, known_values
-        exclude = np.union1d(seen, known).astype(np.int64)
-        # Net strength per item: a click cancelled by a dislike is no positive signal.
-        items, positions = np.unique(indices, return_inverse=True)
-        net = np.bincount(positions, weights=strengths, minlength=items.shape[0])
-        if not np.any(net > 0):
-            return self.popular(n, exclude=exclude.tolist())
-        user_vector = fold_in(
-            self.artifact.item_factors, self._gram, indices, strengths, self._regularization, self._alpha,
+            scores = (self.artifact.item_factors[known] @ profile.vector).astype(np.float64)
+        order = np.lexsort((known, -scores))  # ties: lower row first, as everywhere
+        return Ranking(
+            model_version=self.version,
+            strategy=profile.strategy,
+            item_ids=self._item_ids[known[order]].tolist(),
+            scores=scores[order].tolist(),
+            unknown_item_ids=[item_id for item_id, row in zip(candidates, rows, strict=True) if row < 0],
         )
-        scores = self.artifact.item_factors @ user_vector.astype(np.float32)
-        best_indices, best = top_n(scores, n, exclude=exclude)
-        return self._answer("realtime", best_indices, best)
 
-    def recommend_for_session(self, item_ids: list[str], n: int) -> Recommendations:
-        """Recommendations for an anonymous visitor who just saw *item_ids*.
+    def contributors(self, profile: Profile, item_ids: list[str], limit: int,
+                     hidden: set[str] = frozenset()) -> dict[str, list[str]]:
+        """For each of *item_ids*, the history items that add most to its score, most first.
 
-        Known items are folded in as one interaction each (repeats add up) to
-        get a user vector; the seen items are excluded. Unknown ids are
-        reported in ``ignored_item_ids``; with no known item at all the
-        answer is the popularity ranking.
+        At most *limit* per item, only those adding a positive amount, never
+        one of *hidden* (blocked items). Uses the score's exact decomposition
+        over the profile's interactions (:func:`score_contributions`); empty
+        for a profile without history.
         """
-        rows = [self._item_index.get(item_id) for item_id in item_ids]
-        known = np.array([row for row in rows if row is not None], dtype=np.int64)
-        ignored = [item_id for item_id, row in zip(item_ids, rows, strict=True) if row is None]
-        details = {"ignored_item_ids": ignored}
-        if known.size == 0:
-            answer = self.popular(n)
-            return Recommendations(answer.model_version, answer.strategy, answer.item_ids, answer.scores, details)
-        user_vector = fold_in(
-            self.artifact.item_factors, self._gram, known, np.ones(known.shape[0]),
-            self._regularization, self._alpha,
-        )
-        scores = self.artifact.item_factors @ user_vector.astype(np.float32)
-        indices, best = top_n(scores, n, exclude=np.unique(known))
-        return self._answer("session", indices, best, **details)
+        if profile.history_rows.size == 0 or not item_ids:
+            return {item_id: [] for item_id in item_ids}
+        targets = np.array([self._item_index[item_id] for item_id in item_ids], dtype=np.int64)
+        rows, contributions = score_contributions(
+            self.artifact.item_factors, self._gram, profile.history_rows, profile.history_values,
+            self._regularization, self._alpha, targets)
+        history_ids = self._item_ids[rows].tolist()
+        answer: dict[str, list[str]] = {}
+        for column, item_id in enumerate(item_ids):
+            order = np.argsort(-contributions[:, column], kind="stable")
+            chosen: list[str] = []
+            for position in order:
+                if contributions[position, column] <= 0 or len(chosen) == limit:
+                    break
+                if history_ids[position] not in hidden:
+                    chosen.append(history_ids[position])
+            answer[item_id] = chosen
+        return answer

@@ -30,6 +30,13 @@ ROUTES = {
     "contract": ("GET", "/openapi.json", None),
     "docs": ("GET", "/docs", None),
     "docs file": ("GET", "/docs/docs.js", None),
+    "widget": ("GET", "/widget.js", None),
+    "widget demo": ("GET", "/demo", None),
+    "widget demo file": ("GET", "/demo.js", None),
+    "rank for a user": ("POST", "/rank", {"user_id": "u0", "item_ids": ["i0", "i1"]}),
+    "rank for a session": ("POST", "/rank", {"session_item_ids": ["i0"], "item_ids": ["i1"]}),
+    "chat for a user": ("POST", "/chat/suggestions", {"user_id": "u0", "liked_item_ids": ["i0"]}),
+    "chat": ("POST", "/chat/suggestions", {"liked_item_ids": ["i0"]}),
     "catalog put": ("PUT", "/items/i0", {"title": "Item zero"}),
     "catalog batch": ("POST", "/items", {"items": [{"item_id": "i1", "title": "Item one"}]}),
     "catalog get": ("GET", "/items/i0", None),
@@ -37,7 +44,7 @@ ROUTES = {
 #: Routes of servers only: a publishable key is refused, whoever's token it carries.
 SECRET_ROUTES = ("erase", "catalog put", "catalog batch", "catalog get")
 #: Routes anyone may call without a key (a key that is sent must still be valid, from its origins).
-PUBLIC_ROUTES = ("health", "contract", "docs", "docs file")
+PUBLIC_ROUTES = ("health", "contract", "docs", "docs file", "widget", "widget demo", "widget demo file")
 EXPIRED = user_token("u0", ttl_seconds=60, now=time.time() - 3600)
 CALLERS = {
     "no key": {"x-api-key": None},
@@ -51,7 +58,11 @@ CALLERS = {
     "secret": SECRET_HEADERS,
 }
 OK = {"health": 200, "user": 200, "similar": 200, "popular": 200, "session": 200, "events": 202, "erase": 200,
-      "contract": 200, "docs": 200, "docs file": 200, "catalog put": 200, "catalog batch": 200, "catalog get": 200}
+      "contract": 200, "docs": 200, "docs file": 200, "widget": 200, "widget demo": 200, "widget demo file": 200,
+      "rank for a user": 200, "rank for a session": 200, "chat for a user": 200, "chat": 200,
+      "catalog put": 200, "catalog batch": 200, "catalog get": 200}
+#: Routes open to any key that act for the user they name: with a publishable key, only with that user's token.
+PER_USER_ROUTES = ("user", "events", "rank for a user", "chat for a user")
 
 
 def refused(status: int, code: str, **overrides: int) -> dict:
@@ -62,7 +73,7 @@ def refused(status: int, code: str, **overrides: int) -> dict:
 def reads_only(token_error: tuple[int, str] | None) -> dict:
     """A publishable key: reads and (with the right token) events; never erasure or the catalog."""
     per_user = token_error or None
-    return {**OK, "user": per_user or 200, "events": per_user or 202,
+    return {**OK, **{route: per_user or OK[route] for route in PER_USER_ROUTES},
             **{route: (403, "key_not_allowed") for route in SECRET_ROUTES}}
 
 

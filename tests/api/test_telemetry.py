@@ -136,7 +136,7 @@ def test_an_unexpected_error_is_a_json_500_and_logged_with_its_traceback(client,
     """A bug answers a bare ``internal_error``: what it says (here a location) goes to the log only."""
     from chalicelib.serving.recommender import Recommender
 
-    def broken(self, n):
+    def broken(self, *args, **kwargs):
         raise RuntimeError("boom at s3://private-bucket/models/x")
 
     monkeypatch.setattr(Recommender, "popular", broken)

@@ -115,7 +115,7 @@ def session_payloads() -> st.SearchStrategy:
 def test_any_session_request_is_refused_or_ids_and_a_count(raw):
     parsed = refused_or(parse_session_request, raw)
     if parsed is not None:
-        item_ids, n = parsed
+        item_ids, n, _, _ = parsed
         assert len(item_ids) <= MAX_SESSION_ITEMS and 1 <= n <= MAX_RESULTS
         assert all(check_id(item_id, "item_ids") == item_id for item_id in item_ids)
 

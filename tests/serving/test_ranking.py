@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from chalicelib.serving.ranking import best_k, fold_in, top_n
+from chalicelib.serving.ranking import best_k, fold_in, score_contributions, top_n
 
 TINY_ITEMS = np.array([[1, 0], [0, 1], [1, 1], [2, 0]], dtype=np.float32)
 TINY_GRAM = np.array([[6.0, 1.0], [1.0, 2.0]])
@@ -124,3 +124,73 @@ def test_fold_in_matches_implicit_recalculate_user():
     y = model.item_factors.astype(np.float64)
     actual = fold_in(model.item_factors, y.T @ y, row.indices, row.data, 0.1, alpha=2.0)
     np.testing.assert_allclose(actual, np.ravel(expected), rtol=1e-4, atol=1e-6)
+
+
+# --- top_n with an allowed mask (the business rules) ---------------------------------------------------
+
+def test_top_n_rules_out_disallowed_entries_before_the_cut():
+    allowed = np.array([False, True, False, True, True])
+    indices, scores = top_n(np.array([9.0, 8.0, 7.0, 6.0, 5.0]), 2, allowed=allowed)
+    assert indices.tolist() == [1, 3]  # two come back although the best and the third are ruled out
+    assert scores.tolist() == [8.0, 6.0]
+    assert allowed.tolist() == [False, True, False, True, True]  # the caller's mask is left alone
+
+
+def test_top_n_combines_exclude_and_allowed():
+    allowed = np.array([True, True, False, True])
+    assert top_n(np.array([4.0, 3.0, 2.0, 1.0]), 4, exclude=np.array([0]), allowed=allowed)[0].tolist() == [1, 3]
+
+
+def test_top_n_is_empty_when_nothing_is_allowed():
+    indices, scores = top_n(np.array([1.0, 2.0]), 3, allowed=np.zeros(2, dtype=bool))
+    assert indices.size == 0 and scores.size == 0
+
+
+# --- score_contributions: the fold-in score, item by item ------------------------------------------------
+
+def test_contributions_worked_out_by_hand_add_up_to_the_fold_in_score():
+    # History i0, i3 (c=1 each): A = [[6.1,1],[1,2.1]], A⁻¹ = [[2.1,-1],[-1,6.1]] / 11.81.
+    # Target i2=(1,1): A⁻¹y2 = (1.1, 5.1)/11.81 -> i0=(1,0) adds 1.1, i3=(2,0) adds 2.2; sum 3.3/11.81,
+    # the fold-in score y2·x with x = (6.3,-3)/11.81. Target i1=(0,1): A⁻¹y1 = (-1, 6.1)/11.81 -> -1 and -2.
+    rows, contributions = score_contributions(TINY_ITEMS, TINY_GRAM, np.array([3, 0]), np.array([1.0, 1.0]),
+                                              0.1, 1.0, np.array([2, 1]))
+
+    assert rows.tolist() == [0, 3]
+    np.testing.assert_allclose(contributions, np.array([[1.1, -1.0], [2.2, -2.0]]) / 11.81, rtol=1e-6)
+    x = fold_in(TINY_ITEMS, TINY_GRAM, np.array([3, 0]), np.array([1.0, 1.0]), 0.1, alpha=1.0)
+    np.testing.assert_allclose(contributions.sum(axis=0), TINY_ITEMS[[2, 1]] @ x, rtol=1e-6)
+
+
+def test_negative_feedback_contributes_nothing_though_it_shapes_the_score():
+    # alpha 2: c0=2, c2=-2 -> A = [[8.1,2],[2,3.1]], det 21.11 (as in the fold-in test above).
+    # Target i3=(2,0): A⁻¹y3 = (6.2,-4)/21.11; i0 adds 2*(1,0)·(6.2,-4)/21.11 = 12.4/21.11, i2 adds 0.
+    rows, contributions = score_contributions(TINY_ITEMS, TINY_GRAM, np.array([0, 2]), np.array([1.0, -1.0]),
+                                              0.1, 2.0, np.array([3]))
+
+    assert rows.tolist() == [0, 2]
+    np.testing.assert_allclose(contributions[:, 0], [12.4 / 21.11, 0.0], rtol=1e-6, atol=1e-12)
+
+
+def test_repeated_history_items_contribute_once_with_their_summed_confidence():
+    # [2, 2] at alpha 1 is c=2 on i2: A = [[7.1,2],[2,3.1]], det 18.01; target i1: A⁻¹y1 = (-2, 7.1)/18.01,
+    # i2 adds 2*(1,1)·(-2,7.1)/18.01 = 10.2/18.01: the whole fold-in score of i1.
+    rows, contributions = score_contributions(TINY_ITEMS, TINY_GRAM, np.array([2, 2]), np.array([1.0, 1.0]),
+                                              0.1, 1.0, np.array([1]))
+    assert rows.tolist() == [2]
+    np.testing.assert_allclose(contributions, [[10.2 / 18.01]], rtol=1e-6)
+
+
+def test_contributions_add_up_to_the_fold_in_score_of_every_target():
+    rng = np.random.default_rng(5)
+    items = rng.normal(size=(12, 3)).astype(np.float32)
+    gram = items.T.astype(np.float64) @ items.astype(np.float64)
+    history = np.array([0, 3, 3, 7, 9, 11, 11])
+    values = np.array([1.0, 2.0, 1.0, -1.0, 0.5, 1.0, -3.0])  # i7 and i11 net negative, i3 repeated
+    targets = np.arange(12)
+
+    rows, contributions = score_contributions(items, gram, history, values, 0.05, 2.0, targets)
+
+    x = fold_in(items, gram, history, values, 0.05, alpha=2.0)
+    np.testing.assert_allclose(contributions.sum(axis=0), items.astype(np.float64) @ x, rtol=1e-9, atol=1e-12)
+    negative = np.isin(rows, [7, 11])
+    assert negative.sum() == 2 and not contributions[negative].any()

@@ -129,3 +129,92 @@ def test_to_json_has_version_strategy_and_typed_items(make_tiny_artifact):
     }
     for item in body["items"]:
         assert type(item["item_id"]) is str and type(item["score"]) is float
+
+
+# --- answers under a mask of allowed items ------------------------------------------------------------
+
+def test_recommend_popular_and_similar_keep_only_allowed_items(tiny):
+    allowed = np.array([True, True, False, True])  # i2 ruled out
+    assert tiny.recommend(tiny.profile_for_user("u0"), 10, allowed).item_ids == ["i0", "i1"]
+    assert tiny.popular(10, allowed=allowed).item_ids == ["i0", "i3", "i1"]
+    assert tiny.popular(10, exclude=[0], allowed=allowed).item_ids == ["i3", "i1"]
+    assert tiny.similar_items("i0", 10, allowed).item_ids == ["i3", "i1"]
+    assert allowed.tolist() == [True, True, False, True]  # the caller's mask is left alone
+
+
+def test_a_profile_without_a_vector_is_answered_by_popularity_under_the_mask(tiny):
+    profile = tiny.profile_for_user("nobody")
+    answer = tiny.recommend(profile, 2, np.array([False, True, True, True]))
+    assert answer.strategy == "popular"
+    assert answer.item_ids == ["i2", "i3"]
+
+
+# --- rank: the caller's candidates in order ------------------------------------------------------------
+
+def test_rank_orders_known_candidates_by_score_with_ties_to_the_lower_row(tiny):
+    # u2=(1,1): i0=1, i1=1, i2=2, i3=2; the items they saw are ranked too (the caller chose them).
+    ranking = tiny.rank(tiny.profile_for_user("u2"), ["i1", "i0", "i3", "i2"])
+    assert ranking.strategy == "personalized"
+    assert ranking.item_ids == ["i2", "i3", "i0", "i1"]
+    assert ranking.scores == [2.0, 2.0, 1.0, 1.0]
+    assert ranking.unknown_item_ids == []
+
+
+def test_rank_counts_repeats_once_and_lists_unknown_ids_in_the_order_given(tiny):
+    ranking = tiny.rank(tiny.profile_for_user("u0"), ["zz", "i3", "ghost", "i1", "i3", "zz", "i0"])
+    assert ranking.item_ids == ["i3", "i0", "i1"]  # u0=(1,0): i3=2, i0=1, i1=0
+    assert ranking.scores == [2.0, 1.0, 0.0]
+    assert ranking.unknown_item_ids == ["zz", "ghost"]
+
+
+def test_rank_without_a_vector_orders_by_popularity(tiny):
+    ranking = tiny.rank(tiny.profile_for_user("nobody"), ["i3", "i1", "i0", "new"])
+    assert ranking.strategy == "popular"
+    assert ranking.item_ids == ["i0", "i3", "i1"]  # popularity 5, 2, 1
+    assert ranking.scores == [5.0, 2.0, 1.0]
+    assert ranking.unknown_item_ids == ["new"]
+
+
+def test_rank_of_no_candidates_or_only_unknown_ones_is_empty(tiny):
+    empty = tiny.rank(tiny.profile_for_user("u2"), [])
+    assert (empty.item_ids, empty.scores, empty.unknown_item_ids) == ([], [], [])
+    unknown = tiny.rank(tiny.profile_for_session(["i0"]), ["a", "b"])
+    assert (unknown.item_ids, unknown.unknown_item_ids) == ([], ["a", "b"])
+
+
+# --- contributors: which of a person's own items explain a recommendation ------------------------------
+
+def test_contributors_are_the_persons_history_items_by_contribution(tiny):
+    # u2 saw i0, i2 (value 1): A = [[6.1,1],[1,2.1]], A⁻¹ = [[2.1,-1],[-1,6.1]]/11.81.
+    # Target i3=(2,0): A⁻¹y3 = (4.2,-2)/11.81 -> i0 adds 4.2, i2 adds 2.2.
+    # Target i1=(0,1): A⁻¹y1 = (-1,6.1)/11.81 -> i0 adds -1 (left out), i2 adds 5.1.
+    profile = tiny.profile_for_user("u2")
+    assert tiny.contributors(profile, ["i3", "i1"], limit=4) == {"i3": ["i0", "i2"], "i1": ["i2"]}
+
+
+def test_contributors_are_limited_and_skip_hidden_items(tiny):
+    profile = tiny.profile_for_user("u2")
+    assert tiny.contributors(profile, ["i3", "i1"], limit=1) == {"i3": ["i0"], "i1": ["i2"]}
+    assert tiny.contributors(profile, ["i3", "i1"], limit=1, hidden={"i0"}) == {"i3": ["i2"], "i1": ["i2"]}
+    assert tiny.contributors(profile, ["i3"], limit=0) == {"i3": []}
+
+
+def test_items_disliked_are_never_contributors(tiny):
+    # u2 (i0, i2) plus a strong dislike of i1 (c=-2): it adds 1·y1y1ᵀ to A, so A = [[6.1,1],[1,3.1]],
+    # A⁻¹ = [[3.1,-1],[-1,6.1]]/17.91, but no term to b. Target i3: A⁻¹y3 = (6.2,-2)/17.91 -> i0 6.2, i2 4.2.
+    profile = tiny.profile_for_user("u2", ["i1"], [-2.0])
+    assert profile.strategy == "realtime"
+    found = tiny.contributors(profile, ["i0", "i1", "i2", "i3"], limit=4)
+    assert all(set(ids) <= {"i0", "i2"} for ids in found.values())
+    assert found["i3"] == ["i0", "i2"]
+
+
+def test_session_contributors_are_the_items_just_viewed(tiny):
+    # Viewed i0, i3: target i2 gains i3 2.2 and i0 1.1 (/11.81); target i1 nothing positive (-2, -1).
+    profile = tiny.profile_for_session(["i0", "i3", "ghost"])
+    assert tiny.contributors(profile, ["i2", "i1"], limit=4) == {"i2": ["i3", "i0"], "i1": []}
+
+
+def test_a_profile_without_history_has_no_contributors(tiny):
+    assert tiny.contributors(tiny.profile_for_user("nobody"), ["i0", "i1"], limit=4) == {"i0": [], "i1": []}
+    assert tiny.contributors(tiny.profile_for_user("u2"), [], limit=4) == {}

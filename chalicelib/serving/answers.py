@@ -1,0 +1,147 @@
+"""Every read route's answer in one call: the model's ranking, the business rules, the catalog and the reasons.
+
+:class:`Answers` is what ``chalicelib/api`` calls: it asks the live model
+(through the :class:`Personalizer` for users), applies the request's
+:class:`ItemFilter` before the top-N cut, and presents the result with
+catalog fields and, on request, reasons.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from chalicelib.catalog.cache import CatalogCache
+from chalicelib.errors import InvalidRequest
+from chalicelib.serving.chat import ChatRequest, as_suggestions, chat_reply
+from chalicelib.serving.explain import ExplainContext
+from chalicelib.serving.filters import ItemFilter, ItemFilters
+from chalicelib.serving.live_model import LiveModel
+from chalicelib.serving.personalizer import Personalizer
+from chalicelib.serving.presenter import present
+from chalicelib.serving.recommender import Profile, Recommender
+
+
+class Answers:
+    """The answers of the read routes.
+
+    Parameters
+    ----------
+    live_model: the model being served.
+    personalizer: users' profiles, with their recent events.
+    filters: the business rules, from the catalog index.
+    catalog: catalog items for answers (titles, links, prices).
+    history_verb: the verb of "Because you <verb> …".
+    like_weight, dislike_weight: what a like and a dislike said in a chat weigh (as those events).
+    """
+
+    def __init__(self, live_model: LiveModel, personalizer: Personalizer, filters: ItemFilters,
+                 catalog: CatalogCache, history_verb: str, like_weight: float, dislike_weight: float) -> None:
+        self._live_model = live_model
+        self._personalizer = personalizer
+        self._filters = filters
+        self._catalog = catalog
+        self._history_verb = history_verb
+        self._like_weight = like_weight
+        self._dislike_weight = dislike_weight
+
+    def _context(self, recommender: Recommender, explain: bool, item_filter: ItemFilter,
+                 profile: Profile | None = None, similar_to: str | None = None,
+                 liked: tuple[str, ...] = ()) -> ExplainContext | None:
+        if not explain:
+            return None
+        hidden: frozenset[str] = frozenset()
+        blocked = self._filters.blocked_mask(recommender)
+        if blocked is not None and profile is not None and profile.history_rows.size:
+            rows = np.unique(profile.history_rows)
+            hidden = frozenset(recommender.item_ids_of(rows[blocked[rows]]))
+        return ExplainContext(recommender, self._history_verb, item_filter.categories, similar_to, hidden,
+                              frozenset(liked))
+
+    def for_user(self, user_id: str, n: int, item_filter: ItemFilter, explain: bool) -> dict[str, Any]:
+        """``GET /users/{user_id}/recommendations``."""
+        recommender = self._live_model.recommender()
+        allowed = self._filters.allowed(recommender, item_filter)
+        profile = self._personalizer.profile(recommender, user_id)
+        answer = recommender.recommend(profile, n, allowed)
+        return present(answer, self._catalog, self._context(recommender, explain, item_filter, profile),
+                       user_id=user_id)
+
+    def similar(self, item_id: str, n: int, item_filter: ItemFilter, explain: bool) -> dict[str, Any]:
+        """``GET /items/{item_id}/similar``."""
+        recommender = self._live_model.recommender()
+        allowed = self._filters.allowed(recommender, item_filter)
+        answer = recommender.similar_items(item_id, n, allowed)
+        return present(answer, self._catalog, self._context(recommender, explain, item_filter, similar_to=item_id),
+                       item_id=item_id)
+
+    def popular(self, n: int, item_filter: ItemFilter, explain: bool) -> dict[str, Any]:
+        """``GET /popular``."""
+        recommender = self._live_model.recommender()
+        answer = recommender.popular(n, allowed=self._filters.allowed(recommender, item_filter))
+        return present(answer, self._catalog, self._context(recommender, explain, item_filter))
+
+    def for_session(self, item_ids: list[str], n: int, item_filter: ItemFilter, explain: bool) -> dict[str, Any]:
+        """``POST /recommendations``: an anonymous visitor who just saw *item_ids*."""
+        recommender = self._live_model.recommender()
+        allowed = self._filters.allowed(recommender, item_filter)
+        profile = recommender.profile_for_session(item_ids)
+        answer = recommender.recommend(profile, n, allowed)
+        return present(answer, self._catalog, self._context(recommender, explain, item_filter, profile))
+
+    def rank(self, candidate_ids: list[str], user_id: str | None, session_item_ids: list[str] | None
+             ) -> dict[str, Any]:
+        """``POST /rank``: the caller's candidates in order of predicted preference.
+
+        Candidates the model does not know are listed in ``unknown_item_ids``,
+        blocked ones in ``blocked_item_ids``: none is dropped silently.
+        """
+        recommender = self._live_model.recommender()
+        if user_id is not None:
+            profile = self._personalizer.profile(recommender, user_id)
+        elif session_item_ids is not None:
+            profile = recommender.profile_for_session(session_item_ids)
+        else:
+            raise InvalidRequest("give user_id or session_item_ids: whom to rank the candidates for", "user_id")
+        ranking = recommender.rank(profile, candidate_ids)
+        blocked_mask = self._filters.blocked_mask(recommender)
+        blocked: set[str] = set()
+        if blocked_mask is not None:
+            blocked = {item_id for item_id in ranking.item_ids if blocked_mask[recommender.item_row(item_id)]}
+        described = self._catalog.items(ranking.item_ids)
+        blocked |= {item_id for item_id, item in described.items() if item.blocked}
+        body: dict[str, Any] = {}
+        if user_id is not None:
+            body["user_id"] = user_id
+        body |= {"model_version": ranking.model_version, "strategy": ranking.strategy, "items": [
+            {"item_id": item_id, "score": round(score, 6)}
+            for item_id, score in zip(ranking.item_ids, ranking.scores, strict=True) if item_id not in blocked
+        ], "unknown_item_ids": ranking.unknown_item_ids,
+            "blocked_item_ids": [item_id for item_id in ranking.item_ids if item_id in blocked]}
+        return body
+
+    def chat(self, request: ChatRequest) -> dict[str, Any]:
+        """``POST /chat/suggestions``: a few items for a conversation, and a reply listing them."""
+        recommender = self._live_model.recommender()
+        mentioned = [*request.liked_item_ids, *request.disliked_item_ids]
+        weights = [self._like_weight] * len(request.liked_item_ids) + \
+            [self._dislike_weight] * len(request.disliked_item_ids)
+        if request.user_id is not None:
+            profile = self._personalizer.profile(recommender, request.user_id, mentioned, weights)
+        else:
+            profile = recommender.profile_for_user("", mentioned, weights, use_trained=False)
+            if profile.vector is not None:
+                profile = replace(profile, strategy="conversation")
+        answer = recommender.recommend(profile, request.n, self._filters.allowed(recommender,
+                                                                                 request.candidates_filter()))
+        matched = bool(answer.item_ids)
+        if not matched:
+            fallback = self._filters.allowed(recommender, request.fallback_filter())
+            answer = recommender.popular(request.n, exclude=profile.exclude, allowed=fallback)
+        context = self._context(recommender, True, request.item_filter, profile, liked=request.liked_item_ids)
+        suggestions = as_suggestions(present(answer, self._catalog, context))
+        body: dict[str, Any] = {"user_id": request.user_id} if request.user_id is not None else {}
+        return body | {"model_version": answer.model_version, "strategy": answer.strategy, "matched": matched,
+                       "items": suggestions, "message": chat_reply(request, suggestions, matched)}
