@@ -22,10 +22,11 @@ test: $(STAMP) node docs-ui browser
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml requirements.txt
+$(STAMP): pyproject.toml requirements.txt Makefile
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (set PYTHON=...)")'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	# chalice 1.34 requires pip < 26.3 (it runs pip to build the Lambda bundle).
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade 'pip<26.3'
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[train,dev,mcp]'
 	touch $@
 

@@ -2,7 +2,7 @@
 
 ``widget.js`` (in ``widget_page/`` beside this module, plain JavaScript with no
 build step) renders "Recommended for you" and "More like this" blocks and
-reports their views and clicks to ``POST /events``. Sites load it from here,
+reports clicks, and the view of a "More like this" block's own item, to ``POST /events``. Sites load it from here,
 cross-origin: its answer carries nothing that would stop that. The demo page
 loads only its own files, under a strict Content-Security-Policy; its key,
 user and token come from the URL fragment, which never reaches a server.

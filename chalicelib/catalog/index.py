@@ -109,19 +109,23 @@ class CatalogIndex:
 class CatalogIndexCache:
     """The instance's :class:`CatalogIndex`, never older than *ttl_seconds* while the catalog answers.
 
-    One thread at a time rebuilds it, from a full read of the catalog. A
-    request finding the index older than half the TTL starts that rebuild and
-    goes on with the current index; one finding no index, or one older than
-    the TTL (an instance idle for a while), waits for it, at most
-    *wait_seconds*: a slow catalog delays an answer by that much, never by
-    its whole read. When the catalog cannot be read, the last index is kept
-    (None if there never was one) and for a few seconds none is read again.
+    One thread at a time rebuilds it, from a full read of the catalog (seconds
+    for a large catalog). A request finding the index older than half the TTL
+    starts that rebuild and goes on with the current index, so with traffic
+    the index is never older than the TTL; after a longer idle spell the first
+    requests still use the old one while it is rebuilt, and answers drop any
+    item their own catalog read finds blocked meanwhile
+    (:mod:`chalicelib.serving.presenter`). A cold instance's requests wait for
+    the first index, at most *wait_seconds*: a slow catalog delays an answer
+    by that much, never by its whole read. When the catalog cannot be read,
+    the last index is kept (None if there never was one) and for a few
+    seconds none is read again.
 
     Parameters
     ----------
     read_all: reads every catalog item (one scan of the table).
-    ttl_seconds: the most an index may lag behind the catalog.
-    wait_seconds: the longest a request waits for a rebuild.
+    ttl_seconds: the most an index may lag behind the catalog while traffic keeps it warm.
+    wait_seconds: the longest a request of a cold instance waits for the first index.
     clock: monotonic clock, replaceable in tests.
     """
 
@@ -144,11 +148,10 @@ class CatalogIndexCache:
         now = self._clock()
         if now < self._down_until:
             return self._index  # the catalog failed a moment ago: no request waits on it, no read is started
-        age = now - self._built_at
-        if self._index is None or age >= self._ttl / 2:
-            rebuild = self._start_rebuild()
-            if self._index is None or age >= self._ttl:
-                rebuild.join(self._wait)
+        if self._index is None:
+            self._start_rebuild().join(self._wait)
+        elif now - self._built_at >= self._ttl / 2:
+            self._start_rebuild()
         return self._index
 
     def _rebuild(self) -> None:

@@ -74,11 +74,6 @@ def normalize_rows(matrix: np.ndarray) -> np.ndarray:
     return np.divide(matrix, norms, out=np.zeros_like(matrix), where=norms > 0)
 
 
-def similar_item_scores(normalized_items: np.ndarray, item_index: int) -> np.ndarray:
-    """Cosine similarity of every item to *item_index* (rows already unit length)."""
-    return normalized_items @ normalized_items[item_index]
-
-
 def _fold_in_system(
     item_factors: np.ndarray, gram: np.ndarray, item_indices: np.ndarray, values: np.ndarray,
     regularization: float, alpha: float,
