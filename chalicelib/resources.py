@@ -138,14 +138,18 @@ class Resources:
         # catalog costs an answer its titles, never its time.
         reader = Catalog(_catalog_table(config.catalog_table_name, config.region, config.dynamodb_endpoint_url,
                                         config.realtime_timeout_seconds, config.realtime_timeout_seconds, 0))
-        return CatalogCache(reader, config.catalog_cache_seconds, config.catalog_cache_items)
+        cache = CatalogCache(reader, config.catalog_cache_seconds, config.catalog_cache_items)
+        self.catalog.on_change(cache.forget)
+        return cache
 
     @functools.cached_property
     def catalog_index(self) -> CatalogIndexCache:
         """Every catalog item's filter fields, rebuilt from a scan within the catalog TTL."""
         # A cold instance's first answers wait for the catalog's read, but at most half their deadline.
-        return CatalogIndexCache(self.catalog.all_items, self.settings.catalog_cache_seconds,
-                                 wait_seconds=self.settings.request_deadline_seconds / 2)
+        index = CatalogIndexCache(self.catalog.all_items, self.settings.catalog_cache_seconds,
+                                  wait_seconds=self.settings.request_deadline_seconds / 2)
+        self.catalog.on_change(index.changed)
+        return index
 
     @functools.cached_property
     def item_filters(self) -> ItemFilters:

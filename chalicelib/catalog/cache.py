@@ -46,6 +46,12 @@ class CatalogCache:
         self._entries: OrderedDict[str, tuple[float, CatalogItem | None]] = OrderedDict()
         self._down_until = float("-inf")
 
+    def forget(self, item_ids: list[str]) -> None:
+        """Drop *item_ids*' entries: they changed, the next answer reads them again."""
+        with self._lock:
+            for item_id in item_ids:
+                self._entries.pop(item_id, None)
+
     def items(self, item_ids: list[str]) -> dict[str, CatalogItem]:
         """The catalog items among *item_ids*, by id: one batch read for those not cached or expired.
 

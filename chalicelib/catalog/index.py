@@ -142,13 +142,20 @@ class CatalogIndexCache:
         self._index: CatalogIndex | None = None
         self._built_at = float("-inf")
         self._down_until = float("-inf")
+        self._changed = False
+
+    def changed(self, item_ids: list[str] | None = None) -> None:
+        """The catalog changed (through this instance): the next request waits for a rebuild, as a cold one does."""
+        with self._lock:
+            self._changed = True
+            self._down_until = float("-inf")
 
     def current(self) -> CatalogIndex | None:
         """The index to filter with now, or None when the catalog has not been readable yet."""
         now = self._clock()
         if now < self._down_until:
             return self._index  # the catalog failed a moment ago: no request waits on it, no read is started
-        if self._index is None:
+        if self._index is None or self._changed:
             self._start_rebuild().join(self._wait)
         elif now - self._built_at >= self._ttl / 2:
             self._start_rebuild()
@@ -156,6 +163,8 @@ class CatalogIndexCache:
 
     def _rebuild(self) -> None:
         started = self._clock()
+        with self._lock:
+            self._changed = False  # a change after this point asks for another rebuild
         try:
             index = CatalogIndex(self._read_all())
         except CatalogUnavailable as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timezone
+from typing import Callable
 
 from pynamodb.exceptions import PynamoDBException
 
@@ -28,6 +29,15 @@ class Catalog:
 
     def __init__(self, model: type[CatalogRecord]) -> None:
         self._model = model
+        self._listeners: list[Callable[[list[str]], None]] = []
+
+    def on_change(self, listener: Callable[[list[str]], None]) -> None:
+        """Call *listener* with the ids of the items each :meth:`put` of this instance stored.
+
+        The instance's caches follow its own writes at once; other instances
+        follow within their TTL.
+        """
+        self._listeners.append(listener)
 
     def put(self, items: list[CatalogItem]) -> list[CatalogItem]:
         """Store *items* whole (an upsert: a resend writes the same items), stamped now.
@@ -49,7 +59,10 @@ class Catalog:
             logger.error("catalog write of %d items failed: %s", len(records), exc)
             raise CatalogUnavailable("the catalog did not take the items in time; resend the request "
                                      "(upserts are idempotent)") from exc
-        return [record.to_item() for record in records]
+        stored = [record.to_item() for record in records]
+        for listener in self._listeners:
+            listener([item.item_id for item in stored])
+        return stored
 
     def get(self, item_id: str) -> CatalogItem | None:
         """The item *item_id*, or None when the catalog does not hold it."""

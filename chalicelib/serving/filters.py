@@ -40,7 +40,7 @@ class ItemFilter:
         return bool(self.categories) or self.min_price is not None or self.max_price is not None or bool(self.query)
 
 
-class _ModelView:
+class ModelView:
     """One catalog index seen through one model's item rows."""
 
     def __init__(self, index: CatalogIndex, recommender: Recommender) -> None:
@@ -76,15 +76,15 @@ class ItemFilters:
     def __init__(self, index_cache: CatalogIndexCache) -> None:
         self._index_cache = index_cache
         self._lock = threading.Lock()
-        self._view: _ModelView | None = None
+        self._view: ModelView | None = None
 
-    def _view_for(self, recommender: Recommender) -> _ModelView | None:
+    def _view_for(self, recommender: Recommender) -> ModelView | None:
         index = self._index_cache.current()
         if index is None:
             return None
         view = self._view
         if view is None or view.index is not index or view.recommender is not recommender:
-            view = _ModelView(index, recommender)  # once per model and index version, not per request
+            view = ModelView(index, recommender)  # once per model and index version, not per request
             with self._lock:
                 self._view = view
         return view

@@ -68,3 +68,15 @@ def test_after_a_failed_read_answers_skip_the_catalog_for_a_few_seconds():
     assert cache.items(["a"]) == {} and catalog.reads == []  # not asked again at once
     clock.now += CatalogCache.PAUSE_AFTER_FAILURE_SECONDS
     assert cache.items(["a"]) == {"a": CatalogItem("a", "A")}
+
+
+def test_forgotten_items_are_read_again_by_the_next_answer():
+    catalog, clock = CountingCatalog([CatalogItem("a", "A"), CatalogItem("b", "B")]), FakeClock()
+    cache = CatalogCache(catalog, ttl_seconds=60, max_items=100, clock=clock)
+    cache.items(["a", "b"])
+    catalog.items["a"] = CatalogItem("a", "A", blocked=True)
+
+    cache.forget(["a"])
+
+    assert cache.items(["a", "b"])["a"].blocked
+    assert catalog.reads[-1] == ["a"]

@@ -206,6 +206,18 @@ def test_when_the_catalog_fails_the_last_index_is_kept(cache, catalog, clock):
     clock.now += TTL
 
     assert cache.current() is first
+    cache.wait_for_rebuild(timeout=5)
+    assert catalog.calls == 2
+    assert cache.current() is first
+
+
+def test_a_change_through_this_instance_makes_the_next_request_wait_for_the_new_index(cache, catalog, clock):
+    first = cache.current()
+    catalog.items.append(CatalogItem("b", "B", blocked=True))
+
+    cache.changed(["b"])
+
+    assert cache.current() is not first and cache.current().item_ids == ["a", "b"]
     assert catalog.calls == 2
 
 
@@ -244,7 +256,8 @@ def test_after_a_failure_with_a_stale_index_the_catalog_is_left_alone_for_a_paus
     first = cache.current()
     catalog.down = True
     clock.now += TTL
-    assert cache.current() is first  # the failed synchronous rebuild
+    assert cache.current() is first  # answered with while the rebuild (which fails) runs
+    cache.wait_for_rebuild(timeout=5)
     assert catalog.calls == 2
 
     clock.now += 1.0  # well within the pause

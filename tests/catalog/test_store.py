@@ -53,3 +53,23 @@ def test_an_unreachable_catalog_is_catalog_unavailable_without_internals(setting
         with pytest.raises(CatalogUnavailable) as unavailable:
             call()
         assert "127.0.0.1" not in str(unavailable.value) and settings.events_table not in str(unavailable.value)
+
+
+def test_a_put_tells_the_listeners_which_items_it_stored(catalog):
+    told: list[list[str]] = []
+    catalog.on_change(told.append)
+
+    catalog.put([CatalogItem("a", "A"), CatalogItem("b", "B")])
+
+    assert told == [["a", "b"]]
+
+
+def test_all_items_reads_the_fields_filters_use(catalog):
+    catalog.put([CatalogItem("a", "A", url="https://example.com/a", categories=("X",), price=Price(2.5, "EUR"),
+                             available=False, blocked=True, attributes={"year": 1999})])
+
+    [item] = catalog.all_items()
+
+    assert (item.item_id, item.title, item.categories, item.price, item.available, item.blocked, item.attributes) \
+        == ("a", "A", ("X",), Price(2.5, "EUR"), False, True, {"year": 1999})
+    assert item.url is None  # not read: filters do not use it
