@@ -280,7 +280,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         repeated = sorted({one for one in ids if ids.count(one) > 1})
         if repeated:
             raise ConfigError(f"{what} id {repeated[0]!r} is configured twice; ids must be unique")
-    return Settings(
+    settings = Settings(
         model_bucket=_text(env, "MODEL_BUCKET"),
         model_prefix=prefix,
         events_table=_text(env, "EVENTS_TABLE"),
@@ -313,6 +313,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         aws_read_timeout_seconds=_positive_float(env, "AWS_READ_TIMEOUT_SECONDS", "1.5"),
         history_verb=_history_verb(env),
     )
+    if settings.aws_call_seconds > settings.request_deadline_seconds:
+        # Requests refuse to start an AWS call that could outlast their deadline: every write would fail.
+        raise ConfigError(
+            f"REQUEST_DEADLINE_SECONDS ({settings.request_deadline_seconds:g}) is shorter than one AWS call may take "
+            f"(AWS_CONNECT_TIMEOUT_SECONDS + AWS_READ_TIMEOUT_SECONDS = {settings.aws_call_seconds:g}): raise it or "
+            "lower the timeouts")
+    return settings
 
 
 def _history_verb(env: Mapping[str, str]) -> str:

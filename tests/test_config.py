@@ -236,3 +236,12 @@ def test_a_deployed_stage_without_its_stack_outputs_says_where_to_find_them(monk
 
     with pytest.raises(ConfigError, match="MODEL_BUCKET.*stack's outputs"):
         settings_for_stage("dev")
+
+
+# Regression: the local stage's emulator timeouts (2 + 5 s) outlasted the default 5 s deadline, so
+# every event write of `make demo` was refused before it started.
+def test_a_deadline_shorter_than_one_aws_call_is_refused():
+    env = {**MINIMAL_ENV, "AWS_CONNECT_TIMEOUT_SECONDS": "2", "AWS_READ_TIMEOUT_SECONDS": "5"}
+    with pytest.raises(ConfigError, match="REQUEST_DEADLINE_SECONDS"):
+        load_settings(env)
+    assert load_settings({**env, "REQUEST_DEADLINE_SECONDS": "7"}).request_deadline_seconds == 7.0

@@ -8,7 +8,7 @@ from typing import Callable
 
 from pynamodb.exceptions import PynamoDBException
 
-from chalicelib.catalog.item import CatalogItem, CatalogRecord
+from chalicelib.catalog.item import INDEXED_FIELDS, CatalogItem, CatalogRecord, catalog_connection, item_from_raw
 from chalicelib.errors import CatalogUnavailable
 
 logger = logging.getLogger(__name__)
@@ -22,13 +22,12 @@ class Catalog:
     model: the :class:`CatalogRecord` subclass bound to the table (see ``catalog_model``).
     """
 
-    #: What :meth:`all_items` reads of each item, and how many per call.
-    INDEXED_FIELDS = ("item_id", "title", "categories", "price_amount", "price_currency", "available", "blocked",
-                      "attributes")
-    SCAN_PAGE_ITEMS = 500
+    #: How many items one call of :meth:`all_items` reads.
+    SCAN_PAGE_ITEMS = 1000
 
     def __init__(self, model: type[CatalogRecord]) -> None:
         self._model = model
+        self._connection = catalog_connection(model)
         self._listeners: list[Callable[[list[str]], None]] = []
 
     def on_change(self, listener: Callable[[list[str]], None]) -> None:
@@ -92,10 +91,17 @@ class Catalog:
         CatalogUnavailable
             When a page of the scan fails after pynamodb's retries.
         """
+        items: list[CatalogItem] = []
+        start_key = None
         try:
-            # Small pages of the fields filters and search use: no single call has much to send.
-            return [record.to_item() for record in self._model.scan(page_size=self.SCAN_PAGE_ITEMS,
-                                                                    attributes_to_get=list(self.INDEXED_FIELDS))]
+            while True:
+                # Pages of the fields filters and search use, read raw: no model objects per item.
+                page = self._connection.scan(attributes_to_get=list(INDEXED_FIELDS), limit=self.SCAN_PAGE_ITEMS,
+                                             exclusive_start_key=start_key)
+                items += [item_from_raw(raw) for raw in page.get("Items", [])]
+                start_key = page.get("LastEvaluatedKey")
+                if not start_key:
+                    return items
         except PynamoDBException as exc:
             logger.error("catalog scan failed: %s", exc)
             raise CatalogUnavailable("the catalog could not be read whole") from exc

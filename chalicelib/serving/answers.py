@@ -58,7 +58,7 @@ class Answers:
             rows = np.unique(profile.history_rows)
             hidden = frozenset(recommender.item_ids_of(rows[blocked[rows]]))
         return ExplainContext(recommender, self._history_verb, item_filter.categories, similar_to, hidden,
-                              frozenset(liked))
+                              frozenset(liked), item_filter.query)
 
     def for_user(self, user_id: str, n: int, item_filter: ItemFilter, explain: bool) -> dict[str, Any]:
         """``GET /users/{user_id}/recommendations``."""

@@ -33,6 +33,7 @@ class ExplainContext:
     similar_to: the item of a "more like this" answer.
     hidden: item ids never to name (blocked).
     liked_in_conversation: items a chat conversation said the person likes.
+    query: the keywords of a chat request.
     """
 
     recommender: Recommender
@@ -42,6 +43,8 @@ class ExplainContext:
     hidden: frozenset[str] = field(default_factory=frozenset)
     #: Items a chat conversation said the person likes ("Because you liked …").
     liked_in_conversation: frozenset[str] = field(default_factory=frozenset)
+    #: The keywords of a chat request: what an item otherwise unexplained was chosen for.
+    query: str | None = None
 
 
 def _listed(titles: list[str]) -> str:
@@ -89,6 +92,8 @@ class Explainer:
                  ((history_id, self._title(history_id, described))
                   for history_id in self._contributors.get(item_id, [])) if title is not None]
         if not named:
+            if self._context.query:
+                return f"Matches \u201c{self._context.query}\u201d"
             return "Goes with what you just viewed" if strategy == "session" else "Picked for you"
         if strategy == "session":
             return f"Because you just viewed {_listed([title for _, title in named][:NAMED_PER_REASON])}"
@@ -105,4 +110,6 @@ class Explainer:
             for category in item.categories:
                 if fold_text(category) in wanted:
                     return f"Popular in {category}"
+        if self._context.query:
+            return f"Matches \u201c{self._context.query}\u201d, among the most popular"
         return "Among the most popular"

@@ -165,3 +165,31 @@ def test_with_a_model_loaded_a_hanging_s3_delays_no_request(client, direct, s3_p
 
     assert slowest < 0.5  # the pointer is re-read in the background
     s3_proxy.pass_through()
+
+
+def test_a_hanging_catalog_delays_a_cold_answer_by_at_most_half_its_deadline_and_a_warm_one_not_at_all(
+        client, direct, dynamodb_proxy, make_tiny_artifact):
+    from chalicelib.catalog.item import CatalogItem
+
+    direct.model_registry.publish(make_tiny_artifact())
+    direct.catalog.put([CatalogItem("i0", "Zero", blocked=True)])
+    assert client.http.get("/health").status_code == 200  # the model loaded (and the test's spec check warmed)
+    dynamodb_proxy.hang()
+
+    cold, cold_seconds = timed(lambda: client.http.get("/popular"))
+    filtered = client.http.get("/popular?category=Comedy")
+
+    # The filter index could not be read: answers go on from the model alone (a rule that needs
+    # the catalog gets a 503), the cold request having waited at most half its deadline for it.
+    assert cold.status_code == 200 and cold_seconds < DEADLINE / 2 + 1.0
+    assert filtered.status_code == 503 and filtered.headers["Retry-After"]
+    dynamodb_proxy.pass_through()
+    time.sleep(5.1)  # the pause after a failed read, then the index is read
+    client.http.get("/popular")
+    ids = [entry["item_id"] for entry in json.loads(client.http.get("/popular").body)["items"]]
+    assert "i0" not in ids
+
+    dynamodb_proxy.hang()
+    warm = max(timed(lambda: client.http.get("/popular"))[1] for _ in range(3))
+    assert warm < API_CALL_SECONDS  # no wait for the index; the answer's own catalog read has a short timeout
+    dynamodb_proxy.pass_through()

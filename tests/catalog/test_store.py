@@ -73,3 +73,10 @@ def test_all_items_reads_the_fields_filters_use(catalog):
     assert (item.item_id, item.title, item.categories, item.price, item.available, item.blocked, item.attributes) \
         == ("a", "A", ("X",), Price(2.5, "EUR"), False, True, {"year": 1999})
     assert item.url is None  # not read: filters do not use it
+
+
+def test_all_items_follows_the_scan_page_by_page(catalog, monkeypatch):
+    monkeypatch.setattr(type(catalog), "SCAN_PAGE_ITEMS", 2)
+    catalog.put([CatalogItem(str(number), f"Item {number}") for number in range(5)])
+
+    assert sorted(item.item_id for item in catalog.all_items()) == ["0", "1", "2", "3", "4"]

@@ -163,3 +163,9 @@ def test_a_person_without_any_signal_gets_popular_reasons_and_no_history_is_read
     explainer = Explainer(answer, ExplainContext(tiny, "watched"))
     assert explainer.items_to_describe() == []
     assert explainer.reasons(CATALOG) == {"i0": "Among the most popular", "i2": "Among the most popular"}
+
+
+def test_a_chat_item_chosen_for_its_keywords_alone_says_so(tiny):
+    reasons = Explainer(tiny.popular(2), ExplainContext(tiny, "watched", query="space")).reasons({})
+
+    assert set(reasons.values()) == {"Matches \u201cspace\u201d, among the most popular"}
