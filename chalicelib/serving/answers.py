@@ -106,21 +106,23 @@ class Answers:
         else:
             raise InvalidRequest("give user_id or session_item_ids: whom to rank the candidates for", "user_id")
         ranking = recommender.rank(profile, candidate_ids)
-        blocked_mask = self._filters.blocked_mask(recommender)
-        blocked: set[str] = set()
-        if blocked_mask is not None:
-            blocked = {item_id for item_id in ranking.item_ids if blocked_mask[recommender.item_row(item_id)]}
-        described = self._catalog.items(ranking.item_ids)
-        blocked |= {item_id for item_id, item in described.items() if item.blocked}
-        body: dict[str, Any] = {}
-        if user_id is not None:
-            body["user_id"] = user_id
-        body |= {"model_version": ranking.model_version, "strategy": ranking.strategy, "items": [
-            {"item_id": item_id, "score": round(score, 6)}
-            for item_id, score in zip(ranking.item_ids, ranking.scores, strict=True) if item_id not in blocked
-        ], "unknown_item_ids": ranking.unknown_item_ids,
-            "blocked_item_ids": [item_id for item_id in ranking.item_ids if item_id in blocked]}
-        return body
+        blocked = self._blocked(recommender, ranking.item_ids)
+        head = {"user_id": user_id} if user_id is not None else {}
+        return head | {
+            "model_version": ranking.model_version,
+            "strategy": ranking.strategy,
+            "items": [{"item_id": item_id, "score": round(score, 6)}
+                      for item_id, score in zip(ranking.item_ids, ranking.scores, strict=True)
+                      if item_id not in blocked],
+            "unknown_item_ids": ranking.unknown_item_ids,
+            "blocked_item_ids": [item_id for item_id in ranking.item_ids if item_id in blocked],
+        }
+
+    def _blocked(self, recommender: Recommender, item_ids: list[str]) -> set[str]:
+        """Those of *item_ids* blocked by the filter index or by the answer's own catalog read."""
+        mask = self._filters.blocked_mask(recommender)
+        blocked = {item_id for item_id in item_ids if mask[recommender.item_row(item_id)]} if mask is not None else set()
+        return blocked | {item_id for item_id, item in self._catalog.items(item_ids).items() if item.blocked}
 
     def chat(self, request: ChatRequest) -> dict[str, Any]:
         """``POST /chat/suggestions``: a few items for a conversation, and a reply listing them."""
@@ -140,7 +142,8 @@ class Answers:
         if not matched:
             fallback = self._filters.allowed(recommender, request.fallback_filter())
             answer = recommender.popular(request.n, exclude=profile.exclude, allowed=fallback)
-        context = self._context(recommender, True, request.item_filter, profile, liked=request.liked_item_ids)
+        shown_for = request.item_filter if matched else request.fallback_filter()  # no "Matches …" for a fallback
+        context = self._context(recommender, True, shown_for, profile, liked=request.liked_item_ids)
         suggestions = as_suggestions(present(answer, self._catalog, context))
         body: dict[str, Any] = {"user_id": request.user_id} if request.user_id is not None else {}
         return body | {"model_version": answer.model_version, "strategy": answer.strategy, "matched": matched,

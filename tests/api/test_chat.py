@@ -92,6 +92,7 @@ def test_when_nothing_matches_the_reply_says_so_and_offers_popular_items(client,
     assert len(answer["items"]) == 2 and "294" not in {entry["item_id"] for entry in answer["items"]}
     assert all(not sample_catalog[entry["item_id"]].blocked for entry in answer["items"])
     assert answer["message"].splitlines()[0] == "I found nothing matching \u201czzyzx quux\u201d. Popular picks instead:"
+    assert {entry["reason"] for entry in answer["items"]} == {"Among the most popular"}  # not "Matches …"
 
 
 def test_a_known_user_gets_their_history_with_the_conversation(client, sample_catalog):
