@@ -18,7 +18,7 @@ demo: $(STAMP) node docs-ui
 
 test: $(STAMP) node docs-ui browser
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest -n auto --maxprocesses 4 $(PYTEST_ARGS)
+	$(PY) -m pytest -n auto --maxprocesses 4 --dist loadgroup $(PYTEST_ARGS)
 
 venv: $(STAMP)
 

@@ -35,6 +35,10 @@ ACTIONS_THE_CODE_USES = {
     "dynamodb:GetItem",                                    # a catalog item
     "secretsmanager:GetSecretValue",                       # the user-token signing secret
 }
+# `chalice package` caches its bundle in the project's .chalice/deployments: two workers packaging at
+# once on a clean clone wrote one zip over the other. One worker runs this module (--dist loadgroup).
+pytestmark = pytest.mark.xdist_group("chalice-package")
+
 #: What the bundle must never carry: the training side and the tools.
 TRAINING_ONLY = ("scipy", "implicit", "threadpoolctl", "tqdm", "matplotlib", "moto", "pytest", "openapi_core")
 
