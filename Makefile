@@ -11,7 +11,7 @@ CHROMIUM := /usr/bin/chromium
 
 STAGE ?= dev
 
-.PHONY: demo test venv node docs-ui browser package clean
+.PHONY: demo test bench venv node docs-ui browser package clean
 
 demo: $(STAMP) node docs-ui
 	$(PY) -m local_aws.demo
@@ -19,6 +19,10 @@ demo: $(STAMP) node docs-ui
 test: $(STAMP) node docs-ui browser
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -n auto --maxprocesses 4 --dist loadgroup $(PYTEST_ARGS)
+
+# Every benchmark, with ratios against baselines measured in the same run (README, Performance).
+bench: $(STAMP) node
+	$(PY) -m benchmarks $(BENCH_ARGS)
 
 venv: $(STAMP)
 

@@ -250,7 +250,7 @@ def settings_for(s3_url: str, dynamodb_url: str) -> Settings:
         region="us-east-1", s3_endpoint_url=s3_url, dynamodb_endpoint_url=dynamodb_url,
         model_refresh_seconds=3600.0, log_level="INFO", event_retry_base_seconds=0.001,
         realtime_events=0, realtime_timeout_seconds=5.0, catalog_cache_seconds=3600.0,
-        aws_connect_timeout_seconds=5.0, aws_read_timeout_seconds=20.0, request_deadline_seconds=25.0,
+        aws_connect_timeout_seconds=2.0, aws_read_timeout_seconds=10.0, request_deadline_seconds=25.0,
         **TEST_KEYS,
     )
 

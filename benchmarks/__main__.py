@@ -1,0 +1,171 @@
+"""``make bench``: every benchmark, each in a fresh process, into ``benchmarks/results.json`` and a table.
+
+Each benchmark module has ``run(quick) -> dict`` and compares its figure with
+a peer or a physical floor measured in the same run on the same machine, so
+the ratios hold across machines where the milliseconds do not. BLAS is set to
+one thread before numpy is imported (the serving path's setting on a 1-vCPU
+Lambda), and said so in the results.
+
+  python -m benchmarks                 # everything (under 15 minutes on 2 cores)
+  python -m benchmarks --quick         # a smoke run of each, in about 3 minutes
+  python -m benchmarks --only serving  # one or several modules
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+BENCHMARKS_DIR = Path(__file__).resolve().parent
+RESULTS_JSON = BENCHMARKS_DIR / "results.json"
+RESULTS_MD = BENCHMARKS_DIR / "results.md"
+QUICK_JSON = BENCHMARKS_DIR / "results-quick.json"
+QUICK_MD = BENCHMARKS_DIR / "results-quick.md"
+BLAS_THREADS = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+#: The modules run, in this order.
+MODULES = ("serving", "coldstart", "ingest", "quality")
+#: Every ratio of the suite: (what it compares, its target as (operator, bound)).
+RATIOS: dict[str, tuple[str, tuple[str, float]]] = {
+    "P1_serving_vs_numpy": ("GET /users/{id}/recommendations p50 ÷ bare numpy kernel, 100k items", ("<=", 1.15)),
+    "P1_serving_vs_numpy_1M": ("the same at 1M items", ("<=", 1.15)),
+    "P1_serving_vs_implicit": ("our p50 ÷ implicit's single-user recommend, 100k items", ("<=", 1.0)),
+    "P1_serving_vs_implicit_1M": ("the same at 1M items", ("<=", 1.0)),
+    "P2_cold_start_vs_floor": ("new process to first answer ÷ new process that loads model.npz from S3, 100k",
+                               ("<=", 1.3)),
+    "P2_cold_start_vs_floor_1M": ("the same at 1M items", ("<=", 1.3)),
+    "P3_realtime_vs_model_only": ("real-time answer (20 fresh events from DynamoDB) ÷ model-only answer, 100k",
+                                  ("<=", 2.0)),
+    "P4_retrain_vs_fit_1M": ("retrain end to end (without the read) ÷ implicit fit alone, 1M interactions",
+                             ("<=", 2.0)),
+    "P5_ingest_vs_batch_write": ("events/s through POST /events ÷ pynamodb batch_write alone", (">=", 0.8)),
+    "P6_approx_vs_exact_1M": ("approximate top-N ÷ exact, 1M items (recall@10 ≥ 0.98)", ("<=", 0.25)),
+}
+
+
+#: Figures shown beside the ratios: (key, label, unit).
+RAW_FIGURES = (
+    ("serving_p50_ms_100k", "our p50, 100k items", "ms"),
+    ("numpy_p50_ms_100k", "numpy kernel p50, 100k items", "ms"),
+    ("implicit_p50_ms_100k", "implicit recommend p50, 100k items", "ms"),
+    ("serving_p50_ms_1M", "our p50, 1M items", "ms"),
+    ("numpy_p50_ms_1M", "numpy kernel p50, 1M items", "ms"),
+    ("implicit_p50_ms_1M", "implicit recommend p50, 1M items", "ms"),
+    ("realtime_p50_ms_100k", "real-time answer p50, 100k items", "ms"),
+    ("P3_dynamodb_read_share", "share of the real-time p50 that is the DynamoDB read", ""),
+    ("cold_start_s_100k", "cold start to first answer, 100k items", "s"),
+    ("floor_s_100k", "floor (load model.npz from S3), 100k items", "s"),
+    ("cold_start_s_1M", "cold start to first answer, 1M items", "s"),
+    ("floor_s_1M", "floor, 1M items", "s"),
+    ("bundle_zip_mb", "Lambda bundle, zipped", "MB"),
+    ("api_events_per_s", "POST /events", "events/s"),
+    ("batch_write_events_per_s", "pynamodb batch_write alone", "events/s"),
+)
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
+            "platform": platform.platform(), "blas_threads": 1}
+
+
+def run_module(name: str, quick: bool) -> tuple[dict[str, Any], float]:
+    """Run ``benchmarks.<name>`` in a fresh process; its result and wall time."""
+    started = time.perf_counter()
+    script = ("import json, sys; from benchmarks import {0}; "
+              "print('@@RESULT@@' + json.dumps({0}.run(quick={1})))").format(name, quick)
+    completed = subprocess.run([sys.executable, "-c", script], cwd=BENCHMARKS_DIR.parent,
+                               env={**os.environ, **BLAS_THREADS}, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if completed.returncode != 0:
+        tail = "\n".join(completed.stderr.strip().splitlines()[-15:])
+        raise RuntimeError(f"benchmarks.{name} failed (exit {completed.returncode}):\n{tail}")
+    line = next(line for line in reversed(completed.stdout.splitlines()) if line.startswith("@@RESULT@@"))
+    return json.loads(line[len("@@RESULT@@"):]), seconds
+
+
+def met(value: float | None, target: tuple[str, float]) -> str:
+    if value is None:
+        return "not measured"
+    operator, bound = target
+    return "met" if (value <= bound if operator == "<=" else value >= bound) else "missed"
+
+
+def table(results: dict[str, Any]) -> str:
+    """The markdown table README's "Performance" shows."""
+    when = results["finished_at"][:10]
+    cpu = results["machine"]
+    lines = [f"Measured {when} on {cpu['cpu']} ({cpu['cores']} cores), Python {cpu['python']}, "
+             f"BLAS threads 1; `make bench` took {results['seconds']:.0f} s.", "",
+             "| ratio | what | value | target | |", "|---|---|---:|---|---|"]
+    for key, (what, target) in RATIOS.items():
+        value = results["figures"].get(key)
+        shown = f"{value:.2f}" if isinstance(value, (int, float)) else "–"
+        lines.append(f"| `{key}` | {what} | {shown} | {target[0]} {target[1]:g} | {met(value, target)} |")
+    raw = [(label, results["figures"].get(key), unit) for key, label, unit in RAW_FIGURES]
+    if any(value is not None for _, value, _ in raw):
+        lines += ["", "| raw figure | value |", "|---|---:|"]
+        lines += [f"| {label} | {value:,.2f} {unit} |" for label, value, unit in raw if value is not None]
+    quality = results["figures"]
+    if "Q1_ndcg_at_10" in quality:
+        lines += ["", f"Q1 (MovieLens-100k protocol, mean over split seeds {quality['Q1_seeds']}, search budget "
+                      f"{quality['Q1_search_budget']} on validation): nDCG@10 {quality['Q1_ndcg_at_10']:.4f}, "
+                      f"MAP@10 {quality['Q1_map_at_10']:.4f} (popularity nDCG@10 "
+                      f"{quality['Q1_popularity_ndcg_at_10']:.4f})."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="a smoke run of each benchmark")
+    parser.add_argument("--only", nargs="+", choices=MODULES, help="run only these modules")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    figures: dict[str, Any] = {}
+    durations: dict[str, float] = {}
+    if args.only and not args.quick and RESULTS_JSON.exists():  # a partial run updates the last full one
+        previous = json.loads(RESULTS_JSON.read_text())
+        figures, durations = previous["figures"], previous["module_seconds"]
+    failures: dict[str, str] = {}
+    for name in args.only or MODULES:
+        print(f"[bench] {name} ...", flush=True)
+        try:
+            result, seconds = run_module(name, args.quick)
+        except RuntimeError as exc:
+            failures[name] = str(exc)
+            print(f"[bench] {exc}", file=sys.stderr, flush=True)
+            continue
+        figures.update(result)
+        durations[name] = round(seconds, 1)
+        print(f"[bench] {name}: {seconds:.0f} s", flush=True)
+    results = {
+        "finished_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "quick": args.quick, "machine": machine(), "seconds": round(time.perf_counter() - started, 1),
+        "module_seconds": durations, "failures": failures,
+        "figures": {**{key: None for key in RATIOS}, **figures},
+    }
+    # A smoke run never replaces the figures README shows.
+    json_path, md_path = (QUICK_JSON, QUICK_MD) if args.quick else (RESULTS_JSON, RESULTS_MD)
+    json_path.write_text(json.dumps(results, indent=2) + "\n")
+    md_path.write_text(table(results))
+    print(md_path.read_text())
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
