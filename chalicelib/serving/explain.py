@@ -12,9 +12,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from chalicelib.catalog.index import fold_text
 from chalicelib.catalog.item import CatalogItem
-from chalicelib.serving.recommender import Recommendations, Recommender
+from chalicelib.serving.recommender import Profile, Recommendations, Recommender
 
 #: History items named per reason, and how many are looked at to find them (some have no title).
 NAMED_PER_REASON = 2
@@ -47,6 +49,26 @@ class ExplainContext:
     query: str | None = None
 
 
+def contributors(recommender: Recommender, profile: Profile, item_ids: list[str], limit: int,
+                 hidden: frozenset[str] | set[str] = frozenset()) -> dict[str, list[str]]:
+    """For each of *item_ids*, the history items that add most to its score, most first.
+
+    At most *limit* per item, only those adding a positive amount, never one
+    of *hidden* (blocked items); empty for a profile without history.
+    """
+    history_ids, contributions = recommender.score_contributions(profile, item_ids)
+    answer: dict[str, list[str]] = {}
+    for column, item_id in enumerate(item_ids):
+        chosen: list[str] = []
+        for position in np.argsort(-contributions[:, column], kind="stable"):
+            if contributions[position, column] <= 0 or len(chosen) == limit:
+                break
+            if history_ids[position] not in hidden:
+                chosen.append(history_ids[position])
+        answer[item_id] = chosen
+    return answer
+
+
 def _listed(titles: list[str]) -> str:
     return titles[0] if len(titles) == 1 else f"{', '.join(titles[:-1])} and {titles[-1]}"
 
@@ -59,8 +81,8 @@ class Explainer:
         self._context = context
         profile = answer.profile
         if profile is not None and profile.vector is not None:
-            self._contributors = context.recommender.contributors(
-                profile, answer.item_ids, _CANDIDATES_PER_REASON, hidden=set(context.hidden))
+            self._contributors = contributors(context.recommender, profile, answer.item_ids, _CANDIDATES_PER_REASON,
+                                              hidden=context.hidden)
         else:
             self._contributors = {}
 

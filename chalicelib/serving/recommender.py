@@ -7,7 +7,7 @@ indices.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Iterable
 
@@ -122,14 +122,8 @@ class Recommender:
 
     def _answer(self, strategy: str, indices: np.ndarray, scores: np.ndarray, profile: Profile | None = None,
                 **details: Any) -> Recommendations:
-        return Recommendations(
-            model_version=self.version,
-            strategy=strategy,
-            item_ids=self._item_ids[indices].tolist(),
-            scores=scores.tolist(),
-            details=details,
-            profile=profile,
-        )
+        return Recommendations(model_version=self.version, strategy=strategy, item_ids=self._item_ids[indices].tolist(),
+                               scores=scores.tolist(), details=details, profile=profile)
 
     def _seen_by(self, user_row: int) -> np.ndarray:
         indptr = self.artifact.seen_indptr
@@ -216,23 +210,10 @@ class Recommender:
     def recommend(self, profile: Profile, n: int, allowed: np.ndarray | None = None) -> Recommendations:
         """The *n* best items for *profile* among those *allowed* (a boolean mask over item rows)."""
         if profile.vector is None:
-            return self.popular(n, exclude=profile.exclude, allowed=allowed, _profile=profile)
+            answer = self.popular(n, exclude=profile.exclude, allowed=allowed)
+            return replace(answer, strategy=profile.strategy, details=profile.details, profile=profile)
         indices, best = self._best(self.artifact.item_factors, profile.vector, n, profile.exclude, allowed)
         return self._answer(profile.strategy, indices, best, profile, **profile.details)
-
-    def recommend_for_user(self, user_id: str, n: int, allowed: np.ndarray | None = None) -> Recommendations:
-        """Top *n* items for *user_id* from the trained model alone; popularity for an unknown user."""
-        return self.recommend(self.profile_for_user(user_id), n, allowed)
-
-    def recommend_with_history(self, user_id: str, item_ids: list[str], values: list[float], n: int, *,
-                               use_trained: bool = True, allowed: np.ndarray | None = None) -> Recommendations:
-        """Top *n* items for a user whose recent interactions are given (see :meth:`profile_for_user`)."""
-        return self.recommend(self.profile_for_user(user_id, item_ids, values, use_trained=use_trained), n, allowed)
-
-    def recommend_for_session(self, item_ids: list[str], n: int, allowed: np.ndarray | None = None
-                              ) -> Recommendations:
-        """Recommendations for an anonymous visitor who just saw *item_ids* (see :meth:`profile_for_session`)."""
-        return self.recommend(self.profile_for_session(item_ids), n, allowed)
 
     def similar_items(self, item_id: str, n: int, allowed: np.ndarray | None = None) -> Recommendations:
         """The *n* items whose factors have the highest cosine similarity to *item_id*.
@@ -249,19 +230,17 @@ class Recommender:
                                    np.array([item_row]), allowed)
         return self._answer("similar", indices, best)
 
-    def popular(self, n: int, exclude: Iterable[int] = (), allowed: np.ndarray | None = None,
-                _profile: Profile | None = None) -> Recommendations:
+    def popular(self, n: int, exclude: Iterable[int] = (), allowed: np.ndarray | None = None) -> Recommendations:
         """The *n* items with the most training interactions, minus *exclude* and those not *allowed*."""
         order = self._popular_order
-        excluded = np.asarray(list(exclude) if not isinstance(exclude, np.ndarray) else exclude, dtype=np.int64)
+        excluded = np.fromiter(exclude, dtype=np.int64)
         if excluded.size or allowed is not None:
             keep = np.ones(self.n_items, dtype=bool) if allowed is None else allowed.copy()
             keep[excluded] = False
             order = order[keep[order]]
         indices = order[:n]
-        profile = _profile or self._popular_profile()
-        return self._answer(profile.strategy, indices, self.artifact.item_popularity[indices].astype(np.float64), profile,
-                            **profile.details)
+        return self._answer("popular", indices, self.artifact.item_popularity[indices].astype(np.float64),
+                            self._popular_profile())
 
     def rank(self, profile: Profile, candidate_ids: list[str]) -> Ranking:
         """*candidate_ids* the model knows, best first by *profile*'s scores (popularity without a vector).
@@ -284,30 +263,17 @@ class Recommender:
             unknown_item_ids=[item_id for item_id, row in zip(candidates, rows, strict=True) if row < 0],
         )
 
-    def contributors(self, profile: Profile, item_ids: list[str], limit: int,
-                     hidden: set[str] = frozenset()) -> dict[str, list[str]]:
-        """For each of *item_ids*, the history items that add most to its score, most first.
+    def score_contributions(self, profile: Profile, item_ids: list[str]) -> tuple[list[str], np.ndarray]:
+        """How much each of *profile*'s history items adds to each of *item_ids*' scores.
 
-        At most *limit* per item, only those adding a positive amount, never
-        one of *hidden* (blocked items). Uses the score's exact decomposition
-        over the profile's interactions (:func:`score_contributions`); empty
-        for a profile without history.
+        Returns the distinct history item ids and a (len(history), len(item_ids))
+        matrix, by the exact decomposition of the fold-in score
+        (:func:`score_contributions`); no rows for a profile without history.
         """
         if profile.history_rows.size == 0 or not item_ids:
-            return {item_id: [] for item_id in item_ids}
+            return [], np.empty((0, len(item_ids)))
         targets = np.array([self._item_index[item_id] for item_id in item_ids], dtype=np.int64)
         rows, contributions = score_contributions(
             self.artifact.item_factors, self._gram, profile.history_rows, profile.history_values,
             self._regularization, self._alpha, targets)
-        history_ids = self._item_ids[rows].tolist()
-        answer: dict[str, list[str]] = {}
-        for column, item_id in enumerate(item_ids):
-            order = np.argsort(-contributions[:, column], kind="stable")
-            chosen: list[str] = []
-            for position in order:
-                if contributions[position, column] <= 0 or len(chosen) == limit:
-                    break
-                if history_ids[position] not in hidden:
-                    chosen.append(history_ids[position])
-            answer[item_id] = chosen
-        return answer
+        return self._item_ids[rows].tolist(), contributions

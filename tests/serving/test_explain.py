@@ -16,7 +16,7 @@ from dataclasses import replace
 import pytest
 
 from chalicelib.catalog.item import CatalogItem
-from chalicelib.serving.explain import ExplainContext, Explainer
+from chalicelib.serving.explain import ExplainContext, Explainer, contributors
 from chalicelib.serving.recommender import Recommender
 from tests.support import tiny_artifact
 
@@ -169,3 +169,41 @@ def test_a_chat_item_chosen_for_its_keywords_alone_says_so(tiny):
     reasons = Explainer(tiny.popular(2), ExplainContext(tiny, "watched", query="space")).reasons({})
 
     assert set(reasons.values()) == {"Matches \u201cspace\u201d, among the most popular"}
+
+
+# --- contributors: which of a person's own items explain a recommendation ------------------------------
+
+def test_contributors_are_the_persons_history_items_by_contribution(tiny):
+    # u2 saw i0, i2 (value 1): A = [[6.1,1],[1,2.1]], A⁻¹ = [[2.1,-1],[-1,6.1]]/11.81.
+    # Target i3=(2,0): A⁻¹y3 = (4.2,-2)/11.81 -> i0 adds 4.2, i2 adds 2.2.
+    # Target i1=(0,1): A⁻¹y1 = (-1,6.1)/11.81 -> i0 adds -1 (left out), i2 adds 5.1.
+    profile = tiny.profile_for_user("u2")
+    assert contributors(tiny, profile, ["i3", "i1"], limit=4) == {"i3": ["i0", "i2"], "i1": ["i2"]}
+
+
+def test_contributors_are_limited_and_skip_hidden_items(tiny):
+    profile = tiny.profile_for_user("u2")
+    assert contributors(tiny, profile, ["i3", "i1"], limit=1) == {"i3": ["i0"], "i1": ["i2"]}
+    assert contributors(tiny, profile, ["i3", "i1"], limit=1, hidden={"i0"}) == {"i3": ["i2"], "i1": ["i2"]}
+    assert contributors(tiny, profile, ["i3"], limit=0) == {"i3": []}
+
+
+def test_items_disliked_are_never_contributors(tiny):
+    # u2 (i0, i2) plus a strong dislike of i1 (c=-2): it adds 1·y1y1ᵀ to A, so A = [[6.1,1],[1,3.1]],
+    # A⁻¹ = [[3.1,-1],[-1,6.1]]/17.91, but no term to b. Target i3: A⁻¹y3 = (6.2,-2)/17.91 -> i0 6.2, i2 4.2.
+    profile = tiny.profile_for_user("u2", ["i1"], [-2.0])
+    assert profile.strategy == "realtime"
+    found = contributors(tiny, profile, ["i0", "i1", "i2", "i3"], limit=4)
+    assert all(set(ids) <= {"i0", "i2"} for ids in found.values())
+    assert found["i3"] == ["i0", "i2"]
+
+
+def test_session_contributors_are_the_items_just_viewed(tiny):
+    # Viewed i0, i3: target i2 gains i3 2.2 and i0 1.1 (/11.81); target i1 nothing positive (-2, -1).
+    profile = tiny.profile_for_session(["i0", "i3", "ghost"])
+    assert contributors(tiny, profile, ["i2", "i1"], limit=4) == {"i2": ["i3", "i0"], "i1": []}
+
+
+def test_a_profile_without_history_has_no_contributors(tiny):
+    assert contributors(tiny, tiny.profile_for_user("nobody"), ["i0", "i1"], limit=4) == {"i0": [], "i1": []}
+    assert contributors(tiny, tiny.profile_for_user("u2"), [], limit=4) == {}

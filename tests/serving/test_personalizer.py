@@ -46,7 +46,7 @@ def model(make_tiny_artifact):
 
 
 def test_known_user_folds_in_the_training_row_plus_new_items(model):
-    answer = model.recommend_with_history("u0", ["i1"], [2.0], 10)
+    answer = model.recommend(model.profile_for_user("u0", ["i1"], [2.0]), 10)
 
     assert answer.strategy == "realtime"
     assert ranked(answer) == U0_CLICKED_I1
@@ -55,7 +55,7 @@ def test_known_user_folds_in_the_training_row_plus_new_items(model):
 def test_training_row_is_folded_in_with_its_seen_values(make_tiny_artifact):
     model = Recommender(make_tiny_artifact(seen_values=np.array([4.0, 1.0, 1.0])))  # u0 had i3 with strength 4
 
-    answer = model.recommend_with_history("u0", ["i1"], [2.0], 10)
+    answer = model.recommend(model.profile_for_user("u0", ["i1"], [2.0]), 10)
 
     # c = {i3: 4, i1: 2}: A = [[6.1,1],[1,2.1]] + 3·[[4,0],[0,0]] + [[0,0],[0,1]] = [[18.1,1],[1,3.1]],
     # det 55.11, b = 4(2,0) + 2(0,1) = (8,2), x = (3.1·8 - 2, -8 + 18.1·2) / 55.11 = (22.8, 28.2) / 55.11.
@@ -64,24 +64,24 @@ def test_training_row_is_folded_in_with_its_seen_values(make_tiny_artifact):
 
 
 def test_unknown_user_gets_the_fold_in_of_the_events_alone(model):
-    assert ranked(model.recommend_with_history("new", ["i0"], [2.0], 10)) == ONLY_CLICKED_I0
+    assert ranked(model.recommend(model.profile_for_user("new", ["i0"], [2.0]), 10)) == ONLY_CLICKED_I0
 
     # view i0, view i1, click i0: c = {i0: 3, i1: 1}; A = [[8.1,1],[1,2.1]] (det 16.01), b = (3,1),
     # x = (2.1·3 - 1, -3 + 8.1) / 16.01 = (5.3, 5.1) / 16.01; i0 and i1 excluded.
-    answer = model.recommend_with_history("new", ["i0", "i1", "i0"], [1.0, 1.0, 2.0], 10)
+    answer = model.recommend(model.profile_for_user("new", ["i0", "i1", "i0"], [1.0, 1.0, 2.0]), 10)
     assert answer.strategy == "realtime"
     assert ranked(answer) == [("i3", 10.6 / 16.01), ("i2", 10.4 / 16.01)]
 
 
 def test_use_trained_false_ignores_the_training_row(model):
-    answer = model.recommend_with_history("u0", ["i0"], [2.0], 10, use_trained=False)
+    answer = model.recommend(model.profile_for_user("u0", ["i0"], [2.0], use_trained=False), 10)
 
     assert answer.strategy == "realtime"
     assert ranked(answer) == ONLY_CLICKED_I0  # i3, seen in training, is no longer excluded
 
 
 def test_only_negative_events_of_a_new_user_give_popular_without_them(model):
-    answer = model.recommend_with_history("new", ["i0"], [-4.0], 10)
+    answer = model.recommend(model.profile_for_user("new", ["i0"], [-4.0]), 10)
 
     assert answer.strategy == "popular"
     assert ranked(answer) == [("i2", 3.0), ("i3", 2.0), ("i1", 1.0)]
@@ -89,15 +89,15 @@ def test_only_negative_events_of_a_new_user_give_popular_without_them(model):
 
 # Regression: the check ran before repeats were summed, giving an all-zero realtime answer.
 def test_a_click_cancelled_by_a_dislike_is_no_positive_interaction(model):
-    answer = model.recommend_with_history("new", ["i0", "i0"], [2.0, -4.0], 10)  # net confidence -2
+    answer = model.recommend(model.profile_for_user("new", ["i0", "i0"], [2.0, -4.0]), 10)  # net confidence -2
 
     assert answer.strategy == "popular"
     assert ranked(answer) == [("i2", 3.0), ("i3", 2.0), ("i1", 1.0)]
 
 
 def test_no_known_item_gives_the_trained_answer_or_popular(model):
-    known = model.recommend_with_history("u0", ["not-in-model"], [2.0], 10)
-    stranger = model.recommend_with_history("new", ["not-in-model"], [2.0], 10)
+    known = model.recommend(model.profile_for_user("u0", ["not-in-model"], [2.0]), 10)
+    stranger = model.recommend(model.profile_for_user("new", ["not-in-model"], [2.0]), 10)
 
     assert (known.strategy, ranked(known)) == ("personalized", U0_PERSONALIZED)
     assert (stranger.strategy, ranked(stranger)) == ("popular", POPULAR)

@@ -24,11 +24,11 @@ def tiny(make_tiny_artifact) -> Recommender:
     return Recommender(make_tiny_artifact())
 
 
-# --- recommend_for_user / popular ---------------------------------------------
+# --- a user's profile / popular ---------------------------------------------
 
 def test_known_user_gets_exact_scores_without_training_items(tiny):
     # u2=(1,1): i0=1, i1=1, i2=2, i3=2; i0 and i2 were seen -> i3 (2), i1 (1).
-    answer = tiny.recommend_for_user("u2", 10)
+    answer = tiny.recommend(tiny.profile_for_user("u2"), 10)
     assert answer.strategy == "personalized"
     assert answer.item_ids == ["i3", "i1"]
     assert answer.scores == [2.0, 1.0]
@@ -36,13 +36,13 @@ def test_known_user_gets_exact_scores_without_training_items(tiny):
 
 def test_training_item_is_excluded_even_when_it_scores_best(tiny):
     # u0=(1,0): i3 scores 2 but was seen; i0=1 and i2=1 tie (lower index first), i1=0.
-    answer = tiny.recommend_for_user("u0", 10)
+    answer = tiny.recommend(tiny.profile_for_user("u0"), 10)
     assert answer.item_ids == ["i0", "i2", "i1"]
     assert answer.scores == [1.0, 1.0, 0.0]
 
 
 def test_unknown_user_gets_popular_items(tiny):
-    answer = tiny.recommend_for_user("nobody", 2)
+    answer = tiny.recommend(tiny.profile_for_user("nobody"), 2)
     assert answer.strategy == "popular"
     assert answer.item_ids == ["i0", "i2"]
     assert answer.scores == [5.0, 3.0]
@@ -78,12 +78,12 @@ def test_zero_item_vector_gives_zero_similarity_not_nan(make_tiny_artifact):
     assert recommender.similar_items("i1", 10).scores == [0.0, 0.0, 0.0]
 
 
-# --- recommend_for_session -------------------------------------------------------
+# --- a session's profile -------------------------------------------------------
 
 def test_session_folds_in_seen_items_and_excludes_them(tiny):
     # Tiny uses λ=0.1, alpha=1: from the unit-confidence case x = (6.3,-3)/11.81,
     # so i1 = -3/11.81 and i2 = (6.3-3)/11.81 = 3.3/11.81; i0 and i3 were seen.
-    answer = tiny.recommend_for_session(["i0", "i3"], 10)
+    answer = tiny.recommend(tiny.profile_for_session(["i0", "i3"]), 10)
     assert answer.strategy == "session"
     assert answer.item_ids == ["i2", "i1"]
     assert answer.scores == pytest.approx([3.3 / 11.81, -3 / 11.81], rel=1e-5)
@@ -92,7 +92,7 @@ def test_session_folds_in_seen_items_and_excludes_them(tiny):
 
 def test_session_reports_unknown_ids_and_counts_repeats(tiny):
     # i2 twice at alpha 1 is c=2: x = (2.2, 10.2)/18.01 -> i1=10.2, i3=4.4, i0=2.2 (/18.01).
-    answer = tiny.recommend_for_session(["i2", "ghost", "i2"], 10)
+    answer = tiny.recommend(tiny.profile_for_session(["i2", "ghost", "i2"]), 10)
     assert answer.strategy == "session"
     assert answer.item_ids == ["i1", "i3", "i0"]
     assert answer.scores == pytest.approx([10.2 / 18.01, 4.4 / 18.01, 2.2 / 18.01], rel=1e-5)
@@ -100,7 +100,7 @@ def test_session_reports_unknown_ids_and_counts_repeats(tiny):
 
 
 def test_session_of_only_unknown_items_falls_back_to_popular(tiny):
-    answer = tiny.recommend_for_session(["x", "y"], 3)
+    answer = tiny.recommend(tiny.profile_for_session(["x", "y"]), 3)
     assert answer.strategy == "popular"
     assert answer.item_ids == ["i0", "i2", "i3"]
     assert answer.to_json()["ignored_item_ids"] == ["x", "y"]
@@ -112,8 +112,8 @@ def test_session_of_a_trained_users_items_resembles_their_personal_list(sample_a
     recommender = Recommender(sample_artifact)
     user_id = sample_artifact.user_ids[0]
     seen = sample_artifact.seen_indices[sample_artifact.seen_indptr[0]:sample_artifact.seen_indptr[1]]
-    personal = recommender.recommend_for_user(user_id, 10).item_ids
-    session = recommender.recommend_for_session(sample_artifact.item_ids[seen].tolist(), 10)
+    personal = recommender.recommend(recommender.profile_for_user(user_id), 10).item_ids
+    session = recommender.recommend(recommender.profile_for_session(sample_artifact.item_ids[seen].tolist()), 10)
     assert session.strategy == "session"
     assert not set(session.item_ids) & set(sample_artifact.item_ids[seen].tolist())
     assert len(set(personal) & set(session.item_ids)) >= 5
@@ -121,7 +121,7 @@ def test_session_of_a_trained_users_items_resembles_their_personal_list(sample_a
 
 def test_to_json_has_version_strategy_and_typed_items(make_tiny_artifact):
     recommender = Recommender(replace(make_tiny_artifact(), version="v7"))
-    body = recommender.recommend_for_user("u2", 2).to_json()
+    body = recommender.recommend(recommender.profile_for_user("u2"), 2).to_json()
     assert body == {
         "model_version": "v7",
         "strategy": "personalized",
@@ -180,41 +180,3 @@ def test_rank_of_no_candidates_or_only_unknown_ones_is_empty(tiny):
     assert (empty.item_ids, empty.scores, empty.unknown_item_ids) == ([], [], [])
     unknown = tiny.rank(tiny.profile_for_session(["i0"]), ["a", "b"])
     assert (unknown.item_ids, unknown.unknown_item_ids) == ([], ["a", "b"])
-
-
-# --- contributors: which of a person's own items explain a recommendation ------------------------------
-
-def test_contributors_are_the_persons_history_items_by_contribution(tiny):
-    # u2 saw i0, i2 (value 1): A = [[6.1,1],[1,2.1]], A⁻¹ = [[2.1,-1],[-1,6.1]]/11.81.
-    # Target i3=(2,0): A⁻¹y3 = (4.2,-2)/11.81 -> i0 adds 4.2, i2 adds 2.2.
-    # Target i1=(0,1): A⁻¹y1 = (-1,6.1)/11.81 -> i0 adds -1 (left out), i2 adds 5.1.
-    profile = tiny.profile_for_user("u2")
-    assert tiny.contributors(profile, ["i3", "i1"], limit=4) == {"i3": ["i0", "i2"], "i1": ["i2"]}
-
-
-def test_contributors_are_limited_and_skip_hidden_items(tiny):
-    profile = tiny.profile_for_user("u2")
-    assert tiny.contributors(profile, ["i3", "i1"], limit=1) == {"i3": ["i0"], "i1": ["i2"]}
-    assert tiny.contributors(profile, ["i3", "i1"], limit=1, hidden={"i0"}) == {"i3": ["i2"], "i1": ["i2"]}
-    assert tiny.contributors(profile, ["i3"], limit=0) == {"i3": []}
-
-
-def test_items_disliked_are_never_contributors(tiny):
-    # u2 (i0, i2) plus a strong dislike of i1 (c=-2): it adds 1·y1y1ᵀ to A, so A = [[6.1,1],[1,3.1]],
-    # A⁻¹ = [[3.1,-1],[-1,6.1]]/17.91, but no term to b. Target i3: A⁻¹y3 = (6.2,-2)/17.91 -> i0 6.2, i2 4.2.
-    profile = tiny.profile_for_user("u2", ["i1"], [-2.0])
-    assert profile.strategy == "realtime"
-    found = tiny.contributors(profile, ["i0", "i1", "i2", "i3"], limit=4)
-    assert all(set(ids) <= {"i0", "i2"} for ids in found.values())
-    assert found["i3"] == ["i0", "i2"]
-
-
-def test_session_contributors_are_the_items_just_viewed(tiny):
-    # Viewed i0, i3: target i2 gains i3 2.2 and i0 1.1 (/11.81); target i1 nothing positive (-2, -1).
-    profile = tiny.profile_for_session(["i0", "i3", "ghost"])
-    assert tiny.contributors(profile, ["i2", "i1"], limit=4) == {"i2": ["i3", "i0"], "i1": []}
-
-
-def test_a_profile_without_history_has_no_contributors(tiny):
-    assert tiny.contributors(tiny.profile_for_user("nobody"), ["i0", "i1"], limit=4) == {"i0": [], "i1": []}
-    assert tiny.contributors(tiny.profile_for_user("u2"), [], limit=4) == {}
