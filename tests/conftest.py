@@ -213,7 +213,9 @@ def served_sample(moto_server: MotoServer, dynalite_server: DynaliteServer | Non
 
     For the tests that drive the API as its clients do (a browser page, an MCP
     server): real HTTP, real time, DynamoDB on dynalite where Node.js runs.
-    Its publishable key (``PUBLISHABLE_KEY``) allows pages of the server's own origin.
+    Its publishable key (``PUBLISHABLE_KEY``) allows pages of the server's own origin. Without
+    autoreload, chalice serves from the process started here, which the end of the session stops
+    (with it, a second process polls the files and outlives the first).
     """
     import subprocess
     import sys
@@ -246,7 +248,7 @@ def served_sample(moto_server: MotoServer, dynalite_server: DynaliteServer | Non
         (project / name).symlink_to(Path(__file__).resolve().parents[1] / name)
     write_stage_config(project, "served", config)
     process = subprocess.Popen(
-        [str(Path(sys.executable).with_name("chalice")), "local", "--stage", "served", "--host", "127.0.0.1",
+        [str(Path(sys.executable).with_name("chalice")), "local", "--no-autoreload", "--stage", "served", "--host", "127.0.0.1",
          "--port", str(port)],
         cwd=project, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -48,7 +48,7 @@ def server(faulty_settings, moto_server, dynamodb_endpoint, tmp_path, make_tiny_
     write_stage_config(tmp_path, "load", settings)
     port = free_port()
     process = subprocess.Popen(
-        [str(Path(sys.executable).with_name("chalice")), "local", "--stage", "load", "--host", "127.0.0.1",
+        [str(Path(sys.executable).with_name("chalice")), "local", "--no-autoreload", "--stage", "load", "--host", "127.0.0.1",
          "--port", str(port)],
         cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(PROJECT_DIR)},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
