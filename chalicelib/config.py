@@ -83,6 +83,8 @@ class Settings:
     event_weights: tuple[tuple[str, float], ...] = tuple(DEFAULT_EVENT_WEIGHTS.items())
     realtime_events: int = 50
     realtime_timeout_seconds: float = 0.25
+    #: Search a model's approximate index (when it has one) from this many items on.
+    approximate_search_min_items: int = 250_000
     event_retention_days: int = 0
     event_max_age_days: int = 365
     event_max_future_seconds: int = 300
@@ -292,6 +294,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         event_weights=_event_weights(env),
         realtime_events=_int_in_range(env, "REALTIME_EVENTS", 50, 0, 1000),
         realtime_timeout_seconds=_non_negative_float(env, "REALTIME_TIMEOUT_SECONDS", "0.25"),
+        approximate_search_min_items=_int_in_range(env, "APPROXIMATE_SEARCH_MIN_ITEMS", 250_000, 0, 10**12),
         event_retention_days=_int_in_range(env, "EVENT_RETENTION_DAYS", 0, 0, 36500),
         event_max_age_days=_int_in_range(env, "EVENT_MAX_AGE_DAYS", 365, 1, 36500),
         event_max_future_seconds=_int_in_range(env, "EVENT_MAX_FUTURE_SECONDS", 300, 0, 86400),
@@ -344,6 +347,7 @@ def environment_of(settings: Settings) -> dict[str, str]:
         "EVENT_WEIGHTS": json.dumps(settings.event_weight_map),
         "REALTIME_EVENTS": str(settings.realtime_events),
         "REALTIME_TIMEOUT_SECONDS": repr(settings.realtime_timeout_seconds),
+        "APPROXIMATE_SEARCH_MIN_ITEMS": str(settings.approximate_search_min_items),
         "EVENT_RETENTION_DAYS": str(settings.event_retention_days),
         "EVENT_MAX_AGE_DAYS": str(settings.event_max_age_days),
         "EVENT_MAX_FUTURE_SECONDS": str(settings.event_max_future_seconds),

@@ -13,6 +13,7 @@ import json
 import socket
 import threading
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Iterator
@@ -87,6 +88,65 @@ def tiny_artifact(**overrides: object) -> ModelArtifact:
     )
     fields.update(overrides)
     return make_artifact(**fields)  # type: ignore[arg-type]
+
+
+#: The manifest entry of :func:`with_tiny_index`'s index: two lists each way.
+TINY_INDEX_ENTRY = {"lists": 2, "probes": 1, "similar_probes": 1, "target_recall_at_10": 0.99}
+
+
+def with_tiny_index(artifact: ModelArtifact, **entry: object) -> ModelArtifact:
+    """*artifact* (the tiny model) with a hand-made approximate index, its entry updated by *entry*.
+
+    Factor lists: rows {i0, i1} around (0.5, 0.5) and {i2, i3} around (1.5, 0.5); direction lists:
+    {i0, i3} along (1, 0) and {i1, i2} along (0, 1) (rows listed as 0, 3, 1, 2).
+    """
+    return replace(
+        artifact,
+        ivf_centroids=np.array([[0.5, 0.5], [1.5, 0.5]], dtype=np.float32),
+        ivf_offsets=np.array([0, 2, 4], dtype=np.int64),
+        ivf_similar_centroids=np.array([[1, 0], [0, 1]], dtype=np.float32),
+        ivf_similar_offsets=np.array([0, 2, 4], dtype=np.int64),
+        ivf_similar_rows=np.array([0, 3, 1, 2], dtype=np.int32),
+        approximate_index={**TINY_INDEX_ENTRY, **entry},
+    )
+
+
+def clustered_artifact(n_clusters: int = 30, per_cluster: int = 100, factors: int = 8, n_users: int = 300,
+                       held_out: int = 200, seed: int = 7) -> tuple[ModelArtifact, np.ndarray]:
+    """A synthetic model whose items form well-separated clusters, and user vectors held out of it.
+
+    Cluster centres are random directions of length 3; items lie around them (noise 0.3 per factor),
+    shuffled so that no cluster is a block of rows, under shuffled ids. Users, trained and held out,
+    lie around a random centre (noise 0.5). Each trained user saw their three best items by exact
+    score, so excluding what they saw changes their answers, and two random ones.
+    """
+    rng = np.random.default_rng(seed)
+    n_items = n_clusters * per_cluster
+    centres = rng.normal(size=(n_clusters, factors))
+    centres *= 3 / np.linalg.norm(centres, axis=1, keepdims=True)
+    items = np.repeat(centres, per_cluster, axis=0) + rng.normal(scale=0.3, size=(n_items, factors))
+    items = items[rng.permutation(n_items)].astype(np.float32)
+
+    def near_centres(count: int) -> np.ndarray:
+        return (centres[rng.integers(0, n_clusters, count)]
+                + rng.normal(scale=0.5, size=(count, factors))).astype(np.float32)
+
+    users, held = near_centres(n_users), near_centres(held_out)
+    best = np.argsort(-(users @ items.T), axis=1, kind="stable")[:, :3]
+    seen = [np.unique(np.concatenate([top, rng.integers(0, n_items, 2)])) for top in best]
+    artifact = make_artifact(
+        item_factors=items,
+        user_factors=users,
+        user_ids=[f"user-{u:04d}" for u in rng.permutation(n_users)],
+        item_ids=[f"item-{i:05d}" for i in rng.permutation(n_items)],
+        item_popularity=rng.integers(1, 50, n_items).astype(np.float32),
+        seen_indptr=np.concatenate([[0], np.cumsum([len(rows) for rows in seen])]),
+        seen_indices=np.concatenate(seen),
+        seen_values=rng.uniform(1, 5, sum(len(rows) for rows in seen)),
+        algorithm="synthetic",
+        hyperparameters={"regularization": 0.1, "alpha": 1.0},
+    )
+    return artifact, held
 
 
 def publish_versions(registry: Any, make_artifact: Any, count: int, **overrides: Any) -> list[str]:

@@ -84,11 +84,24 @@ def test_missing_or_blank_required_variable_is_named(name, value):
         ("DYNAMODB_ENDPOINT_URL", "localhost:4567"),
         ("LOG_LEVEL", "verbose"),
         ("LOG_LEVEL", "CRITICAL"),
+        ("APPROXIMATE_SEARCH_MIN_ITEMS", "many"),
+        ("APPROXIMATE_SEARCH_MIN_ITEMS", "-1"),
+        ("APPROXIMATE_SEARCH_MIN_ITEMS", "1.5"),
+        ("APPROXIMATE_SEARCH_MIN_ITEMS", "1e6"),
+        ("APPROXIMATE_SEARCH_MIN_ITEMS", str(10**12 + 1)),
+        ("APPROXIMATE_SEARCH_MIN_ITEMS", ""),
     ],
 )
 def test_malformed_variable_is_a_config_error_naming_it(name, value):
     with pytest.raises(ConfigError, match=name):
         load_settings(env(**{name: value}))
+
+
+def test_approximate_search_starts_at_a_quarter_million_items_unless_told_otherwise():
+    assert load_settings(MINIMAL_ENV).approximate_search_min_items == 250_000
+    assert load_settings(env(APPROXIMATE_SEARCH_MIN_ITEMS="0")).approximate_search_min_items == 0
+    assert load_settings(env(APPROXIMATE_SEARCH_MIN_ITEMS=" 1000000 ")).approximate_search_min_items == 1_000_000
+    assert load_settings(env(APPROXIMATE_SEARCH_MIN_ITEMS=str(10**12))).approximate_search_min_items == 10**12
 
 
 SHA = "a" * 64

@@ -18,13 +18,31 @@ A published version lives under ``{prefix}/{version}/`` in S3:
   seen_indices      int32      (n_interactions,) CSR column indices
   seen_values       float32    (n_interactions,) the interaction strengths
                                training used (for real-time fold-in)
+  item_id_order     int32      (n_items,) the permutation that sorts
+                               item_ids (serving finds ids by binary search)
+  user_id_order     int32      (n_users,) the same for user_ids
+  ivf_centroids     float32    optional, (n_lists, factors): k-means
+                               centroids of the item factors
+  ivf_offsets       int64      optional, (n_lists + 1,): list l holds item
+                               rows ivf_offsets[l]:ivf_offsets[l + 1]
+  ivf_similar_*     (three)    optional: the same for item directions
+                               (cosine): ``centroids`` float32 unit rows,
+                               ``offsets`` int64, and ``rows`` int32
+                               (n_items,), the item rows list by list
   ================  =========  ==========================================
+
+  Files written before the id orders existed still load: the orders are then
+  computed when the model is read. The ``ivf_`` arrays come in two groups, each all or none (the second only with the first) (an
+  approximate top-N index, :mod:`chalicelib.serving.approximate`), with the
+  manifest's ``approximate_index`` giving their ``probes`` and ``similar_probes``.
 
 * ``manifest.json`` -- version, creation time, algorithm and
   hyperparameters, counts, the sha256 of ``model.npz``, metrics and the
   training cutoff. ``hyperparameters`` must hold ``regularization`` (>= 0)
   and ``alpha`` (> 0): serving folds new interactions in with the same
-  values training used, so a model without them is refused.
+  values training used, so a model without them is refused. With an
+  approximate index, ``approximate_index`` holds its ``lists``, ``probes``
+  and the recall it was calibrated to.
 
 ``{prefix}/latest.json`` names the live version. Publishers write the version
 first and move the pointer last, so a reader never sees a half-written model.
@@ -40,7 +58,7 @@ import math
 import re
 import secrets
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -67,6 +85,18 @@ _ARRAY_SPEC: dict[str, tuple[np.dtype | str, int]] = {
     "seen_indices": (np.dtype(np.int32), 1),
     "seen_values": (np.dtype(np.float32), 1),
 }
+#: Arrays a model may lack: the id orders (computed on load for older files) and the approximate index.
+_OPTIONAL_ARRAY_SPEC: dict[str, tuple[np.dtype | str, int]] = {
+    "item_id_order": (np.dtype(np.int32), 1),
+    "user_id_order": (np.dtype(np.int32), 1),
+    "ivf_centroids": (np.dtype(np.float32), 2),
+    "ivf_offsets": (np.dtype(np.int64), 1),
+    "ivf_similar_centroids": (np.dtype(np.float32), 2),
+    "ivf_similar_offsets": (np.dtype(np.int64), 1),
+    "ivf_similar_rows": (np.dtype(np.int32), 1),
+}
+_IVF_ARRAYS = ("ivf_centroids", "ivf_offsets", "ivf_similar_centroids", "ivf_similar_offsets", "ivf_similar_rows")
+_IVF_GROUPS = (_IVF_ARRAYS[:2], _IVF_ARRAYS[2:])
 
 
 @dataclass(frozen=True)
@@ -93,6 +123,16 @@ class ModelArtifact:
     created_at: str | None = None
     #: Published with --force although it failed the quality gate.
     forced: bool = False
+    #: The permutations that sort item_ids and user_ids (set by make_artifact and deserialize).
+    item_id_order: np.ndarray | None = None
+    user_id_order: np.ndarray | None = None
+    #: An approximate top-N index over the item rows (all or none), and its manifest entry.
+    ivf_centroids: np.ndarray | None = None
+    ivf_offsets: np.ndarray | None = None
+    ivf_similar_centroids: np.ndarray | None = None
+    ivf_similar_offsets: np.ndarray | None = None
+    ivf_similar_rows: np.ndarray | None = None
+    approximate_index: dict[str, Any] | None = None
 
     @property
     def n_users(self) -> int:
@@ -122,7 +162,8 @@ class ModelArtifact:
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The arrays stored in ``model.npz``, by name."""
-        return {name: getattr(self, name) for name in _ARRAY_SPEC}
+        return {name: getattr(self, name) for name in (*_ARRAY_SPEC, *_OPTIONAL_ARRAY_SPEC)
+                if getattr(self, name) is not None}
 
 
 def make_artifact(
@@ -152,11 +193,15 @@ def make_artifact(
         hyperparameters lack ``regularization`` or ``alpha``.
     """
     check_fold_in_hyperparameters(hyperparameters)
+    user_ids = np.asarray([str(u) for u in user_ids], dtype=np.str_)
+    item_ids = np.asarray([str(i) for i in item_ids], dtype=np.str_)
     artifact = ModelArtifact(
         item_factors=np.ascontiguousarray(item_factors, dtype=np.float32),
         user_factors=np.ascontiguousarray(user_factors, dtype=np.float32),
-        user_ids=np.asarray([str(u) for u in user_ids], dtype=np.str_),
-        item_ids=np.asarray([str(i) for i in item_ids], dtype=np.str_),
+        user_ids=user_ids,
+        item_ids=item_ids,
+        item_id_order=sorting_order(item_ids),
+        user_id_order=sorting_order(user_ids),
         item_popularity=np.ascontiguousarray(item_popularity, dtype=np.float32),
         seen_indptr=np.ascontiguousarray(seen_indptr, dtype=np.int64),
         seen_indices=np.ascontiguousarray(seen_indices, dtype=np.int32),
@@ -172,6 +217,33 @@ def make_artifact(
     return artifact
 
 
+def sorting_order(ids: np.ndarray) -> np.ndarray:
+    """The permutation that sorts *ids*, as stored in ``item_id_order`` / ``user_id_order``."""
+    return np.argsort(ids, kind="stable").astype(np.int32)
+
+
+def permute_items(artifact: ModelArtifact, order: np.ndarray) -> ModelArtifact:
+    """*artifact* with its item rows in *order* (new row r is old row ``order[r]``).
+
+    Every item-indexed array follows, and the seen interactions are renumbered;
+    the answers do not change except in how exact ties are broken. The
+    approximate index is dropped (it describes the old rows).
+    """
+    order = np.asarray(order, dtype=np.int64)
+    new_row_of = np.empty_like(order)
+    new_row_of[order] = np.arange(order.shape[0])
+    item_ids = artifact.item_ids[order]
+    return replace(
+        artifact,
+        item_factors=np.ascontiguousarray(artifact.item_factors[order]),
+        item_ids=item_ids,
+        item_popularity=artifact.item_popularity[order],
+        seen_indices=new_row_of[artifact.seen_indices].astype(np.int32),
+        item_id_order=sorting_order(item_ids),
+        **{name: None for name in _IVF_ARRAYS}, approximate_index=None,
+    )
+
+
 def check_fold_in_hyperparameters(hyperparameters: Any) -> None:
     """Refuse hyperparameters without a finite ``regularization`` >= 0 and ``alpha`` > 0 (fold-in needs both)."""
     if not isinstance(hyperparameters, dict):
@@ -185,8 +257,10 @@ def check_fold_in_hyperparameters(hyperparameters: Any) -> None:
 
 
 def _check_arrays(arrays: dict[str, np.ndarray], expected_factors: int | None = None) -> None:
-    for name, (expected, ndim) in _ARRAY_SPEC.items():
+    for name, (expected, ndim) in {**_ARRAY_SPEC, **_OPTIONAL_ARRAY_SPEC}.items():
         if name not in arrays:
+            if name in _OPTIONAL_ARRAY_SPEC:
+                continue
             raise ArtifactError(f"{MODEL_FILE} has no array {name!r}")
         array = arrays[name]
         if isinstance(expected, str):
@@ -215,10 +289,9 @@ def _check_arrays(arrays: dict[str, np.ndarray], expected_factors: int | None = 
     for name in ("item_factors", "user_factors", "item_popularity", "seen_values"):
         if not np.isfinite(arrays[name]).all():
             raise ArtifactError(f"{name} contains NaN or infinite values")
-    for name in ("user_ids", "item_ids"):
-        ids = arrays[name]
-        if np.unique(ids).shape[0] != ids.shape[0]:
-            raise ArtifactError(f"{name} contains duplicate ids")
+    for name, order_name in (("user_ids", "user_id_order"), ("item_ids", "item_id_order")):
+        _check_id_order(name, arrays[name], order_name, arrays.get(order_name))
+    _check_approximate_index(arrays, n_items, n_factors)
 
     indptr, indices = arrays["seen_indptr"], arrays["seen_indices"]
     if indptr[0] != 0 or indptr[-1] != indices.shape[0] or np.any(np.diff(indptr) < 0):
@@ -227,6 +300,68 @@ def _check_arrays(arrays: dict[str, np.ndarray], expected_factors: int | None = 
         )
     if indices.size and (indices.min() < 0 or indices.max() >= n_items):
         raise ArtifactError(f"seen_indices must lie in [0, {n_items})")
+
+
+def _check_id_order(name: str, ids: np.ndarray, order_name: str, order: np.ndarray | None) -> None:
+    """*order* must sort *ids* strictly: a permutation, and proof that no id repeats."""
+    if order is None:
+        order = sorting_order(ids)
+    if order.shape[0] != ids.shape[0]:
+        raise ArtifactError(f"{order_name} has length {order.shape[0]}, expected {ids.shape[0]} (len({name}))")
+    elif order.size and (order.min() < 0 or order.max() >= ids.shape[0]):
+        raise ArtifactError(f"{order_name} must lie in [0, {ids.shape[0]})")
+    ordered = ids[order]
+    if np.any(ordered[1:] <= ordered[:-1]):
+        raise ArtifactError(f"{name} contains duplicate ids, or {order_name} does not sort them")
+
+
+def _check_approximate_index(arrays: dict[str, np.ndarray], n_items: int, n_factors: int) -> None:
+    groups = []
+    for group in _IVF_GROUPS:
+        present = [name for name in group if name in arrays]
+        if present and len(present) != len(group):
+            missing = sorted(set(group).difference(present))
+            raise ArtifactError(f"{MODEL_FILE} has {present[0]} without {', '.join(missing)}")
+        groups.append(bool(present))
+    if groups[1] and not groups[0]:
+        raise ArtifactError(f"{MODEL_FILE} has ivf_similar_* arrays without ivf_centroids")
+    for prefix, present in zip(("ivf_", "ivf_similar_"), groups, strict=True):
+        if not present:
+            continue
+        centroids, offsets = arrays[prefix + "centroids"], arrays[prefix + "offsets"]
+        if centroids.shape[0] == 0 or centroids.shape[1] != n_factors:
+            raise ArtifactError(f"{prefix}centroids must be (lists >= 1, {n_factors}), found shape {centroids.shape}")
+        if not np.isfinite(centroids).all():
+            raise ArtifactError(f"{prefix}centroids contains NaN or infinite values")
+        _expect_length(arrays, prefix + "offsets", centroids.shape[0] + 1, f"{prefix}centroids rows + 1")
+        if offsets[0] != 0 or offsets[-1] != n_items or np.any(np.diff(offsets) < 0):
+            raise ArtifactError(f"{prefix}offsets must start at 0, never decrease and end at the number of items")
+    if groups[1]:
+        rows = arrays["ivf_similar_rows"]
+        _expect_length(arrays, "ivf_similar_rows", n_items, "item_factors rows")
+        if rows.size and (rows.min() < 0 or rows.max() >= n_items):
+            raise ArtifactError(f"ivf_similar_rows must lie in [0, {n_items})")
+        if rows.size and np.bincount(rows, minlength=n_items).max() > 1:
+            raise ArtifactError("ivf_similar_rows must list every item row once")
+
+
+def check_approximate_entry(entry: Any, arrays: dict[str, np.ndarray]) -> dict[str, Any] | None:
+    """The manifest's ``approximate_index``, checked against the lists stored (None: no index)."""
+    if "ivf_centroids" not in arrays:
+        if entry is not None:
+            raise ArtifactError("manifest describes an approximate_index but model.npz has none")
+        return None
+    if not isinstance(entry, dict):
+        raise ArtifactError("model.npz holds an approximate index but the manifest has no approximate_index")
+    for name, centroids in (("probes", "ivf_centroids"), ("similar_probes", "ivf_similar_centroids")):
+        if centroids not in arrays:
+            if entry.get(name) is not None:
+                raise ArtifactError(f"approximate_index gives {name} but model.npz has no {centroids}")
+            continue
+        probes, n_lists = entry.get(name), arrays[centroids].shape[0]
+        if isinstance(probes, bool) or not isinstance(probes, int) or not 1 <= probes <= n_lists:
+            raise ArtifactError(f"approximate_index.{name} must be an integer in [1, {n_lists}], found {probes!r}")
+    return dict(entry)
 
 
 def _expect_length(arrays: dict[str, np.ndarray], name: str, length: int, what: str) -> None:
@@ -265,6 +400,7 @@ def serialize(artifact: ModelArtifact, version: str, created_at: str) -> tuple[b
     (npz_bytes, manifest)
     """
     _check_arrays(artifact.arrays())
+    approximate = check_approximate_entry(artifact.approximate_index, artifact.arrays())
     buffer = io.BytesIO()
     np.savez(buffer, **artifact.arrays())
     payload = buffer.getvalue()
@@ -283,6 +419,7 @@ def serialize(artifact: ModelArtifact, version: str, created_at: str) -> tuple[b
         "training_cutoff": artifact.training_cutoff,
         "metrics": artifact.metrics,
         "forced": artifact.forced,
+        "approximate_index": approximate,
         "model_file": MODEL_FILE,
         "model_bytes": len(payload),
         "sha256": hashlib.sha256(payload).hexdigest(),
@@ -316,6 +453,9 @@ def deserialize(payload: bytes, manifest: dict[str, Any]) -> ModelArtifact:
             f"sha256 of {MODEL_FILE} is {digest}, manifest says {manifest['sha256']}"
         )
     arrays = _read_npz(payload)
+    for ids_name, order_name in (("item_ids", "item_id_order"), ("user_ids", "user_id_order")):
+        if order_name not in arrays and ids_name in arrays:  # written before the orders were stored
+            arrays[order_name] = sorting_order(arrays[ids_name])
     _check_arrays(arrays, expected_factors=manifest["factors"])
     counts = manifest["counts"]
     actual = {
@@ -326,8 +466,13 @@ def deserialize(payload: bytes, manifest: dict[str, Any]) -> ModelArtifact:
     for key, value in actual.items():
         if counts.get(key) != value:
             raise ArtifactError(f"manifest counts {key}={counts.get(key)!r}, arrays have {value}")
+    approximate = check_approximate_entry(manifest.get("approximate_index"), arrays)
     return ModelArtifact(
         **{name: arrays[name] for name in _ARRAY_SPEC},
+        item_id_order=arrays["item_id_order"],
+        user_id_order=arrays["user_id_order"],
+        **{name: arrays.get(name) for name in _IVF_ARRAYS},
+        approximate_index=approximate,
         algorithm=manifest["algorithm"],
         hyperparameters=dict(manifest["hyperparameters"]),
         training_cutoff=manifest.get("training_cutoff"),

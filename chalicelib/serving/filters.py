@@ -48,7 +48,7 @@ class ModelView:
         self.recommender = recommender
         n_items = recommender.n_items
         # Model row of each catalog row (-1: an item the model does not know), and back.
-        self.model_row = np.array([recommender.item_row(item_id) for item_id in index.item_ids], dtype=np.int64)
+        self.model_row = recommender.item_rows(index.item_ids)
         known = self.model_row >= 0
         self.catalog_row = np.full(n_items, -1, dtype=np.int64)
         self.catalog_row[self.model_row[known]] = np.flatnonzero(known)
@@ -59,10 +59,18 @@ class ModelView:
         self.unavailable[in_catalog] = ~index.available[self.catalog_row[in_catalog]]
         self.prices = np.full(n_items, np.nan)
         self.prices[in_catalog] = index.prices[self.catalog_row[in_catalog]]
+        # The masks of the two filters nearly every request uses, shared read-only rather than rebuilt.
+        self.unblocked = _read_only(~self.blocked)
+        self.available = _read_only(~self.blocked & ~self.unavailable)
 
     def model_rows(self, catalog_rows: np.ndarray) -> np.ndarray:
         rows = self.model_row[catalog_rows]
         return rows[rows >= 0]
+
+
+def _read_only(array: np.ndarray) -> np.ndarray:
+    array.setflags(write=False)
+    return array
 
 
 class ItemFilters:
@@ -90,7 +98,7 @@ class ItemFilters:
         return view
 
     def allowed(self, recommender: Recommender, item_filter: ItemFilter) -> np.ndarray | None:
-        """A boolean mask over *recommender*'s item rows of the items an answer may hold.
+        """A boolean mask over *recommender*'s item rows of the items an answer may hold (never to be written).
 
         None when the catalog index is unavailable and the filter can do
         without it (blocked and unavailable items then rely on the answer's
@@ -112,9 +120,10 @@ class ItemFilters:
             allowed = np.ones(recommender.n_items, dtype=bool)
             allowed[excluded] = False
             return allowed
-        allowed = ~view.blocked
-        if item_filter.available_only:
-            allowed &= ~view.unavailable
+        shared = view.available if item_filter.available_only else view.unblocked
+        if not (excluded or item_filter.needs_catalog):
+            return shared  # read-only: no answer writes into its mask
+        allowed = shared.copy()
         if excluded:
             allowed[excluded] = False
         if item_filter.categories:

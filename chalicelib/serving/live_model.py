@@ -51,6 +51,8 @@ class LiveModel:
     refresh_seconds: minimum interval between two reads of the pointer.
     clock: monotonic clock, replaceable in tests.
     observer: told of each new version loaded and each failure to load one.
+    approximate_min_items: from how many items on a model with an approximate
+        index answers through it (None: always exact).
     """
 
     #: Older versions a cold instance tries when the pointer's version is broken.
@@ -60,8 +62,9 @@ class LiveModel:
     COLD_RETRY_SECONDS = 1.0
 
     def __init__(self, store: ModelStore, refresh_seconds: float, clock: Callable[[], float] = time.monotonic,
-                 observer: ReloadObserver | None = None) -> None:
+                 observer: ReloadObserver | None = None, approximate_min_items: int | None = None) -> None:
         self._store = store
+        self._approximate_min_items = approximate_min_items
         self._observer = observer or _Unobserved()
         self._refresh_seconds = refresh_seconds
         self._clock = clock
@@ -141,7 +144,7 @@ class LiveModel:
     def _load(self, version: str) -> Recommender | None:
         """*version* ready to serve, or None (the failure recorded)."""
         try:
-            return Recommender(self._store.load(version))
+            return Recommender(self._store.load(version), self._approximate_min_items)
         except RecommenderError as exc:
             self._record_failure(version, f"model version {version} was refused as broken", exc)
         except (BotoCoreError, ClientError) as exc:
@@ -221,5 +224,14 @@ class LiveModel:
                 "interactions": artifact.n_interactions,
                 "factors": artifact.n_factors,
             } if artifact is not None else None,
+            "approximate_search": self._approximate_search(recommender),
             "last_refresh_error": self._last_error,
         }
+
+    @staticmethod
+    def _approximate_search(recommender: Recommender | None) -> dict[str, Any] | None:
+        """The model's approximate index as the manifest describes it, and whether answers use it."""
+        entry = recommender.artifact.approximate_index if recommender is not None else None
+        if entry is None:
+            return None
+        return {**entry, "in_use": recommender.approximate is not None}

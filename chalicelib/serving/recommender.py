@@ -7,6 +7,7 @@ indices.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Iterable
@@ -15,7 +16,9 @@ import numpy as np
 
 from chalicelib.errors import ItemNotFound
 from chalicelib.models.artifact import ModelArtifact
-from chalicelib.serving.ranking import fold_in, normalize_rows, score_contributions, top_n
+from chalicelib.serving.approximate import InvertedFileIndex
+from chalicelib.serving.ids import IdIndex
+from chalicelib.serving.ranking import fold_in, inverse_norms, score_contributions, top_n
 
 
 def _parse_time(value: str | None) -> datetime | None:
@@ -84,26 +87,50 @@ class Ranking:
 class Recommender:
     """Answers recommendation questions from one loaded model.
 
-    Everything derived from the artifact (id maps, unit-length item rows,
-    YᵀY, popularity order) is computed once here, at load time, so each
-    request costs one matrix-vector product.
+    What serving derives from the artifact (inverse item norms, YᵀY) is
+    computed once here, at load time, so each request costs one matrix-vector
+    product; ids are found by binary search over the orders the artifact
+    stores, so loading builds nothing per id.
+
+    Parameters
+    ----------
+    artifact: the model.
+    approximate_min_items: search the artifact's approximate index (when it
+        has one) from this many items on; None: always exact.
     """
 
-    def __init__(self, artifact: ModelArtifact) -> None:
+    def __init__(self, artifact: ModelArtifact, approximate_min_items: int | None = None) -> None:
         self.artifact = artifact
         self.version = artifact.version
         self._item_ids = artifact.item_ids
-        self._item_index = {item_id: i for i, item_id in enumerate(artifact.item_ids.tolist())}
-        self._user_index = {user_id: u for u, user_id in enumerate(artifact.user_ids.tolist())}
-        self._normalized_items = normalize_rows(artifact.item_factors)
+        self._items = IdIndex(artifact.item_ids, artifact.item_id_order)
+        self._users = IdIndex(artifact.user_ids, artifact.user_id_order)
+        # Cosine similarity scales raw scores by these: a normalised copy of a 1M-item model's factors
+        # cost a quarter of a gigabyte and tenths of a second of its cold start.
+        self._inverse_norms = inverse_norms(artifact.item_factors)
         # YᵀY in the factors' own float32, as implicit computes it: two float64 copies of a 1M-item
         # model's factors (1 GB) and their product took seconds of a cold start.
         self._gram = (artifact.item_factors.T @ artifact.item_factors).astype(np.float64)
-        self._popular_order = np.argsort(-artifact.item_popularity, kind="stable")
         self.training_cutoff = _parse_time(artifact.training_cutoff)
         # What training used: the artifact refuses to exist without them.
         self._regularization = artifact.regularization
         self._alpha = artifact.alpha
+        #: The approximate indexes answers search (None: exact search): by factors, and by direction.
+        self.approximate: InvertedFileIndex | None = None
+        self._approximate_similar: InvertedFileIndex | None = None
+        if (artifact.ivf_centroids is not None and approximate_min_items is not None
+                and artifact.n_items >= approximate_min_items):
+            entry = artifact.approximate_index
+            self.approximate = InvertedFileIndex(artifact.ivf_centroids, artifact.ivf_offsets, int(entry["probes"]))
+            if artifact.ivf_similar_centroids is not None:
+                self._approximate_similar = InvertedFileIndex(
+                    artifact.ivf_similar_centroids, artifact.ivf_similar_offsets, int(entry["similar_probes"]),
+                    rows=artifact.ivf_similar_rows)
+
+    @functools.cached_property
+    def _popular_order(self) -> np.ndarray:
+        # On first use: most answers never fall back to popularity, and sorting a million items is not free.
+        return np.argsort(-self.artifact.item_popularity, kind="stable")
 
     @property
     def n_items(self) -> int:
@@ -112,7 +139,11 @@ class Recommender:
 
     def item_row(self, item_id: str) -> int:
         """The model's row of *item_id*, or -1 when the model does not know it."""
-        return self._item_index.get(item_id, -1)
+        return self._items.row(item_id)
+
+    def item_rows(self, item_ids: list[str] | np.ndarray) -> np.ndarray:
+        """The model's row of each of *item_ids*, -1 where it does not know one."""
+        return self._items.rows(item_ids)
 
     def item_ids_of(self, rows: np.ndarray) -> list[str]:
         """The item ids of model *rows*."""
@@ -120,7 +151,7 @@ class Recommender:
 
     def knows_user(self, user_id: str) -> bool:
         """Whether *user_id* has trained factors in this model."""
-        return user_id in self._user_index
+        return user_id in self._users
 
     def _answer(self, strategy: str, indices: np.ndarray, scores: np.ndarray, profile: Profile | None = None,
                 **details: Any) -> Recommendations:
@@ -153,11 +184,13 @@ class Recommender:
             negative feedback); items the model does not know are ignored.
         use_trained: False for a user whose data was erased since training.
         """
-        user_row = self._user_index.get(user_id) if use_trained else None
-        rows = [self._item_index.get(item_id) for item_id in item_ids]
-        known = np.array([row for row in rows if row is not None], dtype=np.int64)
-        known_values = np.array([v for v, row in zip(values, rows, strict=True) if row is not None], dtype=np.float64)
-        if user_row is not None:
+        user_row = self._users.row(user_id) if use_trained else -1
+        rows = self._items.rows(item_ids)
+        if len(values) != rows.shape[0]:
+            raise ValueError(f"{rows.shape[0]} item ids but {len(values)} values")
+        known = rows[rows >= 0]
+        known_values = np.asarray(values, dtype=np.float64).reshape(-1)[rows >= 0]
+        if user_row >= 0:
             seen = self._seen_by(user_row).astype(np.int64)
             indptr = self.artifact.seen_indptr
             trained_values = self.artifact.seen_values[indptr[user_row]:indptr[user_row + 1]].astype(np.float64)
@@ -184,9 +217,9 @@ class Recommender:
         Unknown ids are reported in the ``ignored_item_ids`` detail; with no
         known item at all the profile is popularity.
         """
-        rows = [self._item_index.get(item_id) for item_id in item_ids]
-        known = np.array([row for row in rows if row is not None], dtype=np.int64)
-        details = {"ignored_item_ids": [item_id for item_id, row in zip(item_ids, rows, strict=True) if row is None]}
+        rows = self._items.rows(item_ids)
+        known = rows[rows >= 0]
+        details = {"ignored_item_ids": [item_id for item_id, row in zip(item_ids, rows.tolist(), strict=True) if row < 0]}
         if known.size == 0:
             return self._popular_profile(**details)
         strengths = np.ones(known.shape[0])
@@ -196,25 +229,53 @@ class Recommender:
 
     # --- answers ---------------------------------------------------------------------------------
 
-    def _best(self, factors: np.ndarray, vector: np.ndarray, n: int, exclude: np.ndarray,
-              allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        """The *n* best rows of ``factors @ vector``, without *exclude*, among *allowed* rows."""
+    def _best(self, vector: np.ndarray, n: int, exclude: np.ndarray, allowed: np.ndarray | None,
+              cosine: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """The *n* best rows by ``item_factors @ vector``, without *exclude*, among *allowed*.
+
+        *cosine*: *vector* has unit length and scores are cosine similarities
+        (each row's product divided by the row's length).
+
+        With an approximate index, only the rows of its best lists are scored;
+        when fewer than *n* of them pass the rules, the search is exact.
+        """
+        factors = self.artifact.item_factors
+        row_scale = self._inverse_norms if cosine else None
+        index = self._approximate_similar if cosine else self.approximate
+        if index is not None:
+            rows = index.candidate_rows(vector)
+            keep = np.ones(rows.shape[0], dtype=bool) if allowed is None else allowed[rows]
+            if len(exclude):
+                keep &= ~np.isin(rows, exclude)
+            rows = rows[keep]
+            if rows.shape[0] >= n:
+                return self._best_of(rows, vector, n, row_scale)
         if allowed is not None and np.count_nonzero(allowed) * 2 < allowed.shape[0]:
             # A selective filter: score the allowed rows only. Partitioning a vector of mostly -inf
             # costs numpy ten times a plain one, and the product shrinks with the rows.
             keep = allowed.copy()
             keep[exclude] = False
-            rows = np.flatnonzero(keep)  # ascending, so ties still go to the lower row
-            local, best = top_n(factors[rows] @ vector, n)
-            return rows[local], best
-        return top_n(factors @ vector, n, exclude=exclude, allowed=allowed)
+            return self._best_of(np.flatnonzero(keep), vector, n, row_scale)
+        scores = factors @ vector
+        if row_scale is not None:
+            scores *= row_scale
+        return top_n(scores, n, exclude=exclude, allowed=allowed, copy=False)
+
+    def _best_of(self, rows: np.ndarray, vector: np.ndarray, n: int,
+                 row_scale: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """The *n* best of *rows*; ties go to the one listed first (the lower row when *rows* ascend)."""
+        scores = self.artifact.item_factors[rows] @ vector
+        if row_scale is not None:
+            scores *= row_scale[rows]
+        local, best = top_n(scores, n, copy=False)
+        return rows[local], best
 
     def recommend(self, profile: Profile, n: int, allowed: np.ndarray | None = None) -> Recommendations:
         """The *n* best items for *profile* among those *allowed* (a boolean mask over item rows)."""
         if profile.vector is None:
             answer = self.popular(n, exclude=profile.exclude, allowed=allowed)
             return replace(answer, strategy=profile.strategy, details=profile.details, profile=profile)
-        indices, best = self._best(self.artifact.item_factors, profile.vector, n, profile.exclude, allowed)
+        indices, best = self._best(profile.vector, n, profile.exclude, allowed)
         return self._answer(profile.strategy, indices, best, profile, **profile.details)
 
     def similar_items(self, item_id: str, n: int, allowed: np.ndarray | None = None) -> Recommendations:
@@ -225,11 +286,11 @@ class Recommender:
         ItemNotFound
             If the model does not know *item_id*.
         """
-        item_row = self._item_index.get(item_id)
-        if item_row is None:
+        item_row = self._items.row(item_id)
+        if item_row < 0:
             raise ItemNotFound(item_id)
-        indices, best = self._best(self._normalized_items, self._normalized_items[item_row], n,
-                                   np.array([item_row]), allowed)
+        unit = self.artifact.item_factors[item_row] * self._inverse_norms[item_row]
+        indices, best = self._best(unit, n, np.array([item_row]), allowed, cosine=True)
         return self._answer("similar", indices, best)
 
     def popular(self, n: int, exclude: Iterable[int] = (), allowed: np.ndarray | None = None) -> Recommendations:
@@ -250,7 +311,7 @@ class Recommender:
         Repeated ids count once; unknown ones are listed apart, in the order given.
         """
         candidates = list(dict.fromkeys(candidate_ids))
-        rows = np.array([self._item_index.get(item_id, -1) for item_id in candidates], dtype=np.int64)
+        rows = self._items.rows(candidates)
         known = rows[rows >= 0]
         if profile.vector is None:
             scores = self.artifact.item_popularity[known].astype(np.float64)
@@ -262,7 +323,7 @@ class Recommender:
             strategy=profile.strategy,
             item_ids=self._item_ids[known[order]].tolist(),
             scores=scores[order].tolist(),
-            unknown_item_ids=[item_id for item_id, row in zip(candidates, rows, strict=True) if row < 0],
+            unknown_item_ids=[item_id for item_id, row in zip(candidates, rows.tolist(), strict=True) if row < 0],
         )
 
     def score_contributions(self, profile: Profile, item_ids: list[str]) -> tuple[list[str], np.ndarray]:
@@ -274,7 +335,9 @@ class Recommender:
         """
         if profile.history_rows.size == 0 or not item_ids:
             return [], np.empty((0, len(item_ids)))
-        targets = np.array([self._item_index[item_id] for item_id in item_ids], dtype=np.int64)
+        targets = self._items.rows(item_ids)
+        if np.any(targets < 0):
+            raise ItemNotFound(item_ids[int(np.flatnonzero(targets < 0)[0])])
         rows, contributions = score_contributions(
             self.artifact.item_factors, self._gram, profile.history_rows, profile.history_values,
             self._regularization, self._alpha, targets)

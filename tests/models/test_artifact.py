@@ -5,12 +5,14 @@ from __future__ import annotations
 import copy
 import hashlib
 import io
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from chalicelib.errors import ArtifactError
 from chalicelib.models.artifact import deserialize, serialize
+from tests.support import TINY_INDEX_ENTRY, with_tiny_index
 
 VERSION = "20260101T000000Z-abc123"
 CREATED_AT = "2026-01-02T03:04:05+00:00"
@@ -111,6 +113,16 @@ ARRAY_TAMPERING = {
     "seen index out of range": (_tamper("seen_indices", np.array([3, 0, 4], np.int32)), r"seen_indices must lie in \[0, 4\)"),
     "duplicate item ids": (_tamper("item_ids", np.array(["i0", "i1", "i1", "i3"])), "item_ids contains duplicate"),
     "duplicate user ids": (_tamper("user_ids", np.array(["u0", "u0", "u2"])), "user_ids contains duplicate"),
+    "order that does not sort": (_tamper("item_id_order", np.array([1, 0, 2, 3], np.int32)),
+                                 "item_id_order does not sort them"),
+    "order repeating a row": (_tamper("user_id_order", np.array([0, 1, 1], np.int32)), "user_id_order does not sort"),
+    "order out of range": (_tamper("user_id_order", np.array([0, 1, 3], np.int32)),
+                           r"user_id_order must lie in \[0, 3\)"),
+    "order too short": (_tamper("item_id_order", np.array([0, 1, 2], np.int32)), "item_id_order has length 3"),
+    "int64 order": (_tamper("item_id_order", np.arange(4)), "item_id_order must be int32"),
+    "duplicate ids and no stored order": (
+        lambda arrays: (arrays.pop("item_id_order"), arrays.__setitem__("item_ids", np.array(["i3", "i1", "i0", "i1"]))),
+        "item_ids contains duplicate"),
 }
 
 
@@ -173,3 +185,124 @@ def test_fold_in_hyperparameters_come_back_as_numbers(make_tiny_artifact):
                                       VERSION, CREATED_AT))
     assert (artifact.regularization, artifact.alpha) == (0.0, 2.0)
     assert artifact.hyperparameters == {"regularization": 0, "alpha": 2}
+
+
+# --- the id orders ------------------------------------------------------------------------------------------
+
+
+def test_a_file_written_before_the_id_orders_loads_with_them_computed(make_tiny_artifact):
+    artifact = make_tiny_artifact(item_ids=["i2", "i0", "i3", "i1"], user_ids=["u2", "u0", "u1"])
+    arrays = {name: array for name, array in artifact.arrays().items()
+              if name not in ("item_id_order", "user_id_order")}
+    payload = saved(np.savez, **arrays)
+    loaded = deserialize(payload, resigned(payload, serialize(artifact, VERSION, CREATED_AT)[1]))
+    assert loaded.item_id_order.dtype == loaded.user_id_order.dtype == np.int32
+    assert loaded.item_id_order.tolist() == [1, 3, 0, 2]  # i0, i1, i2, i3
+    assert loaded.user_id_order.tolist() == [1, 2, 0]  # u0, u1, u2
+    np.testing.assert_array_equal(loaded.item_ids, artifact.item_ids)
+
+
+def test_make_artifact_stores_the_orders_that_sort_the_ids(make_tiny_artifact):
+    artifact = make_tiny_artifact(item_ids=["b", "a", "ab", "B"], user_ids=["u10", "u2", "u1"])
+    assert artifact.item_id_order.tolist() == [3, 1, 2, 0]  # "B" < "a" < "ab" < "b"
+    assert artifact.user_id_order.tolist() == [2, 0, 1]
+    loaded = deserialize(*serialize(artifact, VERSION, CREATED_AT))
+    np.testing.assert_array_equal(loaded.item_id_order, artifact.item_id_order)
+
+
+def test_make_artifact_refuses_duplicate_item_ids(make_tiny_artifact):
+    with pytest.raises(ArtifactError, match="item_ids contains duplicate"):
+        make_tiny_artifact(item_ids=["i3", "i0", "i3", "i1"])
+
+
+# --- the approximate index ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def indexed(artifact):
+    """The tiny artifact with a hand-made approximate index (see tests.support.with_tiny_index)."""
+    return with_tiny_index(artifact)
+
+
+def test_round_trip_keeps_the_approximate_index_and_its_entry(indexed):
+    payload, manifest = serialize(indexed, VERSION, CREATED_AT)
+    assert manifest["approximate_index"] == TINY_INDEX_ENTRY
+    loaded = deserialize(payload, manifest)
+    for name in ("ivf_centroids", "ivf_offsets", "ivf_similar_centroids", "ivf_similar_offsets", "ivf_similar_rows"):
+        assert getattr(loaded, name).dtype == getattr(indexed, name).dtype, name
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(indexed, name))
+    assert loaded.approximate_index == TINY_INDEX_ENTRY
+
+
+def test_a_model_without_an_index_has_none_in_its_manifest(good):
+    assert good[1]["approximate_index"] is None
+    loaded = deserialize(*good)
+    assert loaded.ivf_centroids is None and loaded.approximate_index is None
+
+
+INDEX_TAMPERING = {
+    "similar rows missing": (lambda arrays: arrays.pop("ivf_similar_rows"),
+                             "has ivf_similar_centroids without ivf_similar_rows"),
+    "factor offsets missing": (lambda arrays: arrays.pop("ivf_offsets"), "has ivf_centroids without ivf_offsets"),
+    "only the similar lists": (lambda arrays: (arrays.pop("ivf_centroids"), arrays.pop("ivf_offsets")),
+                               r"has ivf_similar_\* arrays without ivf_centroids"),
+    "offsets short of the items": (_tamper("ivf_offsets", np.array([0, 2, 3])), "ivf_offsets must .* end at"),
+    "offsets decreasing": (_tamper("ivf_similar_offsets", np.array([0, 6, 4])),
+                           "ivf_similar_offsets must .* never decrease"),
+    "offsets of another list count": (_tamper("ivf_offsets", np.array([0, 1, 2, 4])), "ivf_offsets has length 4"),
+    "centroids of another factor count": (_tamper("ivf_centroids", np.zeros((2, 3), np.float32)),
+                                          "ivf_centroids must be"),
+    "no lists": (_tamper("ivf_similar_centroids", np.zeros((0, 2), np.float32)), "ivf_similar_centroids must be"),
+    "nan centroid": (_tamper("ivf_centroids", np.array([[np.nan, 0], [1, 1]], np.float32)), "contains NaN"),
+    "similar row out of range": (_tamper("ivf_similar_rows", np.array([0, 3, 1, 4], np.int32)),
+                                 r"ivf_similar_rows must lie in \[0, 4\)"),
+    # A repeated row would answer the same item several times in one list of similar items.
+    "similar row repeated": (_tamper("ivf_similar_rows", np.array([0, 3, 3, 3], np.int32)),
+                             "ivf_similar_rows must list every item row once"),
+}
+
+
+@pytest.mark.parametrize("tamper, message", INDEX_TAMPERING.values(), ids=INDEX_TAMPERING.keys())
+def test_an_inconsistent_approximate_index_is_refused(indexed, tamper, message):
+    payload, manifest = serialize(indexed, VERSION, CREATED_AT)
+    arrays = {name: array.copy() for name, array in indexed.arrays().items()}
+    tamper(arrays)
+    payload = saved(np.savez, **arrays)
+    with pytest.raises(ArtifactError, match=message):
+        deserialize(payload, resigned(payload, manifest))
+
+
+@pytest.mark.parametrize("name", ["probes", "similar_probes"])
+@pytest.mark.parametrize("value", [0, 3, -1, 1.0, "1", True, None])
+def test_probes_outside_one_to_the_number_of_lists_are_refused(indexed, name, value):
+    payload, manifest = serialize(indexed, VERSION, CREATED_AT)
+    entry = {**manifest["approximate_index"], name: value}
+    with pytest.raises(ArtifactError, match=rf"approximate_index.{name} must be an integer in \[1, 2\]"):
+        deserialize(payload, resigned(payload, manifest, approximate_index=entry))
+    with pytest.raises(ArtifactError, match=rf"approximate_index.{name} must be an integer"):
+        serialize(with_tiny_index(indexed, **{name: value}), VERSION, CREATED_AT)
+
+
+def test_an_index_in_the_manifest_without_its_arrays_is_refused(indexed, good):
+    payload, manifest = good
+    with pytest.raises(ArtifactError, match="manifest describes an approximate_index but model.npz has none"):
+        deserialize(payload, resigned(payload, manifest, approximate_index=TINY_INDEX_ENTRY))
+
+
+def test_index_arrays_without_their_manifest_entry_are_refused(indexed):
+    payload, manifest = serialize(indexed, VERSION, CREATED_AT)
+    for entry in (None, [1, 2]):
+        with pytest.raises(ArtifactError, match="the manifest has no approximate_index"):
+            deserialize(payload, resigned(payload, manifest, approximate_index=entry))
+
+
+def test_an_index_of_factor_lists_alone_round_trips_without_similar_probes(indexed):
+    # Training drops the direction lists when they would not beat exact search.
+    factor_lists = replace(indexed, ivf_similar_centroids=None, ivf_similar_offsets=None, ivf_similar_rows=None,
+                           approximate_index={**TINY_INDEX_ENTRY, "similar_probes": None})
+    loaded = deserialize(*serialize(factor_lists, VERSION, CREATED_AT))
+    np.testing.assert_array_equal(loaded.ivf_offsets, indexed.ivf_offsets)
+    assert loaded.ivf_similar_centroids is None and loaded.ivf_similar_rows is None
+    assert loaded.approximate_index == {**TINY_INDEX_ENTRY, "similar_probes": None}
+    with pytest.raises(ArtifactError, match="gives similar_probes but model.npz has no ivf_similar_centroids"):
+        serialize(replace(factor_lists, approximate_index=TINY_INDEX_ENTRY), VERSION, CREATED_AT)

@@ -148,9 +148,13 @@ def test_the_mask_applies_before_the_top_n_cut(tiny, filters):
     assert popular.item_ids == ["i0", "i3"]  # by popularity i0, i2, i3, i1; i2 is blocked
 
 
-def test_a_returned_mask_belongs_to_the_caller(tiny, filters):
+def test_a_shared_mask_cannot_be_written_by_one_request_for_the_next(tiny, filters):
+    # The default filter's mask is shared across requests (no per-request copy): it is read-only.
     mask = filters.allowed(tiny, ItemFilter())
-    mask[:] = True
+    with pytest.raises(ValueError, match="read-only"):
+        mask[:] = True
+    own = filters.allowed(tiny, ItemFilter(exclude=("i3",)))  # a filter of its own: a fresh, writable mask
+    own[:] = True
     assert allowed_ids(tiny, filters.allowed(tiny, ItemFilter())) == ["i0", "i3"]
     assert filters.blocked_mask(tiny).tolist() == [False, False, True, False]
 

@@ -15,7 +15,7 @@ from chalicelib.errors import ModelUnavailable
 from chalicelib.models.artifact import serialize
 from chalicelib.models.registry import ModelRegistry
 from chalicelib.serving.live_model import LiveModel
-from tests.support import ClientProxy, FakeClock, unreachable_s3_client
+from tests.support import TINY_INDEX_ENTRY, ClientProxy, FakeClock, unreachable_s3_client, with_tiny_index
 
 
 @pytest.fixture
@@ -84,6 +84,27 @@ def test_nothing_published_raises_model_unavailable(store, clock):
     with pytest.raises(ModelUnavailable, match="no model version has been published"):
         live.recommender()
     assert live.health() == (503, {"status": "degraded"})
+
+
+# --- approximate search ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("minimum, in_use", [(0, True), (4, True), (5, False), (None, False)],
+                         ids=["from-0", "from-4-items", "from-5-items", "never"])
+def test_health_shows_the_approximate_index_and_whether_answers_use_it(store, make_tiny_artifact, clock,
+                                                                      minimum, in_use):
+    store.publish(with_tiny_index(make_tiny_artifact()))  # 4 items
+    live = LiveModel(store, 60, clock=clock, approximate_min_items=minimum)
+    assert details(live)["approximate_search"] == {**TINY_INDEX_ENTRY, "in_use": in_use}
+    assert (live.recommender().approximate is not None) is in_use
+
+
+def test_health_shows_no_approximate_search_for_a_model_without_an_index(store, make_tiny_artifact, clock):
+    assert details(LiveModel(store, 60, clock=clock, approximate_min_items=0))["approximate_search"] is None  # none yet
+    store.publish(make_tiny_artifact())
+    live = LiveModel(store, 60, clock=clock, approximate_min_items=0)
+    assert details(live)["model_version"] is not None
+    assert details(live)["approximate_search"] is None
 
 
 # --- refresh and swap -----------------------------------------------------------------------
