@@ -70,7 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", choices=(TIME, RANDOM), default=defaults.split,
                         help="held-out data: each user's latest interactions (time, default) or a random share")
     parser.add_argument("--test-fraction", type=float, default=defaults.test_fraction)
-    parser.add_argument("--budget", type=int, default=defaults.budget, help="configurations tried by the search")
+    parser.add_argument("--budget", type=int, default=defaults.budget, help="configurations tried by the search (0: no search, the live model's configuration or the defaults)")
+    parser.add_argument("--refit-from-scratch", action="store_true",
+                        help="fit the published model from random factors with every iteration, not from the "
+                             "evaluated candidate's factors with a third of them")
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--max-eval-users", type=int, default=defaults.max_eval_users,
                         help="evaluate at most this many users, a seeded sample (default 20000)")
@@ -79,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--half-life-days", type=float, help="time decay of event weights (default: none)")
     parser.add_argument("--keep", type=int, default=defaults.keep_versions, help="model versions kept in S3")
     parser.add_argument("--report-dir", type=Path, help="where report.md and report.png go (default reports/<time>)")
+    parser.add_argument("--approximate-index-min-items", type=int, default=defaults.approximate_index_min_items,
+                        metavar="N", help="build an approximate top-N index into models of at least N items "
+                        f"(default {defaults.approximate_index_min_items:,}; -1: never)")
     parser.add_argument("--force", action="store_true", help="publish even if the gate refuses (recorded)")
     parser.add_argument("--dry-run", action="store_true", help="do everything except publish")
     args = parser.parse_args(argv)
@@ -88,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         defaults, split=args.split, test_fraction=args.test_fraction, budget=args.budget, seed=args.seed,
         max_eval_users=args.max_eval_users,
         margin=args.margin, half_life_days=args.half_life_days, keep_versions=args.keep, force=args.force,
-        dry_run=args.dry_run,
+        dry_run=args.dry_run, warm_refit=not args.refit_from_scratch,
+        approximate_index_min_items=None if args.approximate_index_min_items < 0 else args.approximate_index_min_items,
     )
     report_dir = args.report_dir or PROJECT_DIR / "reports" / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     started = time.perf_counter()

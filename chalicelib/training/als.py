@@ -33,8 +33,14 @@ class AlsParameters:
     random_state: int = 42
 
 
-def fit_als(matrix: sp.csr_matrix, params: AlsParameters) -> tuple[np.ndarray, np.ndarray]:
+def fit_als(matrix: sp.csr_matrix, params: AlsParameters,
+            start: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Fit ALS on a user × item CSR matrix.
+
+    *start*: (user_factors, item_factors) to begin from instead of random
+    ones, of the matrix's shape and ``params.factors`` columns; ALS then runs
+    ``params.iterations`` sweeps from there (a refit warm-started from a
+    model fitted on part of the same data).
 
     Returns
     -------
@@ -49,13 +55,18 @@ def fit_als(matrix: sp.csr_matrix, params: AlsParameters) -> tuple[np.ndarray, n
             iterations=params.iterations,
             random_state=params.random_state,
         )
+        if start is not None:
+            # implicit keeps factors it is given and sweeps from them.
+            model.user_factors = np.array(start[0], dtype=np.float32)
+            model.item_factors = np.array(start[1], dtype=np.float32)
         model.fit(matrix.astype(np.float32), show_progress=False)
     return np.asarray(model.user_factors, dtype=np.float32), np.asarray(model.item_factors, dtype=np.float32)
 
 
-def train_als(interactions: InteractionMatrix, params: AlsParameters) -> tuple[np.ndarray, np.ndarray]:
+def train_als(interactions: InteractionMatrix, params: AlsParameters,
+              start: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Fit ALS on an :class:`InteractionMatrix` (see :func:`fit_als`)."""
-    return fit_als(interactions.matrix, params)
+    return fit_als(interactions.matrix, params, start)
 
 
 def als_artifact(
@@ -63,9 +74,15 @@ def als_artifact(
     params: AlsParameters,
     training_cutoff: datetime | None,
     metrics: dict[str, Any] | None = None,
+    start: tuple[np.ndarray, np.ndarray] | None = None,
+    fit_params: AlsParameters | None = None,
 ) -> ModelArtifact:
-    """Train ALS and package the result in the artifact format."""
-    user_factors, item_factors = train_als(interactions, params)
+    """Train ALS and package the result in the artifact format.
+
+    *start* / *fit_params*: warm-start the fit (see :func:`fit_als`) and run it
+    with these parameters (fewer iterations); the artifact records *params*.
+    """
+    user_factors, item_factors = train_als(interactions, fit_params or params, start)
     matrix = interactions.matrix
     popularity = np.bincount(matrix.indices, minlength=matrix.shape[1]).astype(np.float32)
     cutoff = training_cutoff.astimezone(timezone.utc).isoformat(timespec="milliseconds") if training_cutoff else None

@@ -78,15 +78,36 @@ def top_k(user_vectors: np.ndarray, item_factors: np.ndarray, exclude: sp.csr_ma
     return result
 
 
-def popularity_top_k(popularity: np.ndarray, exclude: sp.csr_matrix, k: int, batch: int = 2048) -> np.ndarray:
-    """The k most popular items per user, excluding each user's *exclude* row."""
-    n_users, k = exclude.shape[0], min(k, popularity.shape[0])
-    result = np.full((n_users, k), -1, dtype=np.int64)
-    for start in range(0, n_users, batch):
-        stop = min(start + batch, n_users)
-        scores = np.broadcast_to(popularity, (stop - start, popularity.shape[0]))
-        result[start:stop] = _best(scores, exclude[start:stop], k)
-    return result
+def popularity_top_k(popularity: np.ndarray, exclude: sp.csr_matrix, k: int) -> np.ndarray:
+    """The k most popular items per user, excluding each user's *exclude* row; -1 pads.
+
+    Ties go to the lower index, as :func:`best_k` breaks them. Every user
+    shares one popularity order, so nothing is scored per user: a user's
+    j-th item is the j-th free place of that order once their own items are
+    taken out. With e_i = (rank of their i-th excluded item, ascending) - i,
+    that place is ``j + #{i : e_i <= j}``, one binary search per place for all
+    users at once.
+    """
+    n_users, n_items = exclude.shape[0], popularity.shape[0]
+    k = min(k, n_items)
+    order = np.argsort(-popularity, kind="stable")
+    rank = np.empty(n_items, dtype=np.int64)
+    rank[order] = np.arange(n_items)
+    exclude = exclude.tocsr()
+    counts = np.diff(exclude.indptr)
+    users = np.repeat(np.arange(n_users, dtype=np.int64), counts)
+    # Distinct excluded items of each user, in popularity order.
+    keys = np.unique(users * n_items + rank[exclude.indices])
+    users, ranks = np.divmod(keys, n_items)
+    first = np.searchsorted(users, np.arange(n_users))
+    shifted = ranks - (np.arange(ranks.shape[0]) - first[users])
+    # Sorted by user, then by shifted rank (non-decreasing within a user): one global search.
+    span = n_items + k + 1
+    places = np.arange(k, dtype=np.int64)
+    targets = (np.arange(n_users, dtype=np.int64)[:, None] * span + places[None, :]).reshape(-1)
+    taken = np.searchsorted(users * span + shifted, targets, side="right").reshape(n_users, k) - first[:, None]
+    positions = places[None, :] + taken
+    return np.where(positions < n_items, order[np.minimum(positions, n_items - 1)], -1)
 
 
 def limit_users(test: sp.csr_matrix, max_users: int | None, seed: int) -> sp.csr_matrix:

@@ -162,3 +162,19 @@ def test_ties_at_the_cut_keep_the_lower_indices():
     popularity = np.array([1, 1, 1, 1, 1, 1, 1, 1, 1, 2], dtype=np.float32)
 
     assert popularity_top_k(popularity, held_out([[]], 10), 3).tolist() == [[9, 0, 1]]
+
+
+# popularity_top_k finds each user's places in one shared order instead of ranking a row per user:
+# it must give exactly what ranking every user's row (excluded items at -inf) gives.
+@pytest.mark.parametrize("seed", range(40))
+def test_popularity_top_k_equals_ranking_every_users_row(seed):
+    rng = np.random.default_rng(seed)
+    n_users, n_items, k = int(rng.integers(1, 12)), int(rng.integers(1, 25)), int(rng.integers(1, 12))
+    popularity = rng.integers(0, 4, n_items).astype(np.float32)  # many ties
+    seen = [sorted(rng.choice(n_items, int(rng.integers(0, n_items + 1)), replace=False).tolist())
+            for _ in range(n_users)]
+    exclude = held_out(seen, n_items)
+    scores = np.tile(popularity, (n_users, 1))
+    expected = top_k(np.eye(n_users, dtype=np.float32), scores.T.copy(), exclude, k)
+
+    assert popularity_top_k(popularity, exclude, k).tolist() == expected.tolist()

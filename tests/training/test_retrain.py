@@ -18,6 +18,7 @@ from chalicelib.eventlog.item import Event, new_event_id
 from chalicelib.models.artifact import serialize
 from chalicelib.models.registry import ModelRegistry
 from chalicelib.resources import Resources, app_resources
+from chalicelib.serving.recommender import Recommender
 from chalicelib.training.als import AlsParameters
 from chalicelib.training.event_arrays import EventArrays, EventLogSnapshot
 from chalicelib.training.report import write_report
@@ -333,3 +334,39 @@ def test_the_api_serves_the_retrained_model(settings, resources, tmp_path):
     assert after["strategy"] == "personalized"
     assert {item["item_id"] for item in after["items"]}.isdisjoint(clicked)
     assert [item["item_id"] for item in after["items"]] != [item["item_id"] for item in before["items"]]
+
+
+# --- search off, warm refit, approximate index ----------------------------------------------------------
+
+
+def test_budget_zero_fits_the_given_configuration_without_a_search(model_registry):
+    result = run(model_registry, budget=0)
+
+    assert result.search is None and result.chosen == GOOD
+    assert result.metrics["validation"] is None
+    assert result.published and result.artifact.hyperparameters["factors"] == GOOD.factors
+
+
+def test_the_published_model_is_refitted_from_the_candidate_with_a_third_of_the_iterations(model_registry):
+    warm = run(model_registry, dry_run=True)
+    cold = run(model_registry, dry_run=True, warm_refit=False)
+
+    assert warm.metrics["refit"] == {"warm_start": "candidate", "iterations": 4}  # ceil(10 / 3)
+    assert "refit" not in cold.metrics
+    # The artifact records the configuration chosen, not the shortened refit.
+    assert warm.artifact.hyperparameters["iterations"] == GOOD.iterations
+    # Both published models rank the two taste groups apart for a user of each.
+    for result in (warm, cold):
+        recommender = Recommender(result.artifact)
+        for user, group in (("u00", "first"), ("u59", "second")):
+            answer = recommender.recommend(recommender.profile_for_user(user), 5)
+            in_first_half = [int(item_id[1:]) < 20 for item_id in answer.item_ids]
+            assert all(in_first_half) if group == "first" else not any(in_first_half)
+
+
+def test_models_from_the_approximate_index_size_on_carry_one(model_registry):
+    indexed = run(model_registry, dry_run=True, approximate_index_min_items=40)
+    plain = run(model_registry, dry_run=True, approximate_index_min_items=41)
+
+    assert indexed.artifact.ivf_centroids is not None and indexed.artifact.approximate_index["lists"] == 6
+    assert plain.artifact.ivf_centroids is None and plain.artifact.approximate_index is None
