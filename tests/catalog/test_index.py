@@ -275,7 +275,11 @@ def test_the_catalog_is_read_again_after_the_pause_and_the_new_index_replaces_th
     catalog.items = [CatalogItem("c", "C")]
 
     clock.now += CatalogIndexCache.PAUSE_AFTER_FAILURE_SECONDS
-    assert cache.current() is first  # still answering while the catalog is read again
+    catalog.hold = threading.Event()  # the read in progress, whatever the scheduler does meanwhile
+    try:
+        assert cache.current() is first  # still answering while the catalog is read again
+    finally:
+        catalog.hold.set()
 
     cache.wait_for_rebuild(timeout=5)
     assert cache.current().item_ids == ["c"]
