@@ -10,13 +10,15 @@ factors, 10 000 users with ~20 seen items each) is published to a local S3
 (moto) through ``ModelRegistry.publish``; the catalog and event tables live on
 dynalite (moto where Node.js is missing). Then, alternately:
 
-* **cold start**: a new Python process (cwd a project folder holding only the
-  stage's ``.chalice/config.json``, ``PYTHONPATH`` the repository, as
-  ``tests/test_load.py`` starts ``chalice local``) imports ``app`` and answers
-  ``GET /users/{id}/recommendations?n=10`` through ``chalice.test.Client``
-  (secret key, no OpenAPI validation). The model comes from S3 on that first
-  request: pointer, manifest, ``model.npz``, sha256 and artifact checks,
-  ``Recommender``; then the answer itself (catalog index scan, presentation);
+* **cold start**: a new Python process started as a Lambda runtime starts
+  one (the stage's variables in its environment, ``PYTHONPATH`` the
+  repository) imports ``app`` and calls its handler with an API Gateway
+  proxy event for ``GET /users/{id}/recommendations?n=10`` (secret key).
+  Importing the app starts the warm-up thread (``start_warm_up``), which
+  reads the model from S3 (pointer, manifest, ``model.npz``, sha256 and
+  artifact checks, ``Recommender``) and the catalog index while the import
+  goes on; the handler's first request waits for what is not loaded yet,
+  then answers (presentation, logs, metrics);
 * **floor**: a new Python process that imports numpy and boto3, makes one S3
   client, gets the same ``model.npz`` object and ``numpy.load``s every array
   (``allow_pickle=False``).
@@ -80,19 +82,38 @@ MARK = "@@TIMINGS@@"
 
 # --- the children ----------------------------------------------------------------------------------
 
-#: The cold start: import the app, answer the first request (argv: stage, path, secret key). The times of
-#: its first and last lines split the interpreter's exit (which a Lambda never waits for) from the rest.
+#: What a Lambda runtime does on a cold start, minus the runtime's own loop: with the stage's variables
+#: already in the environment, import the app (its init: it starts reading the model and the catalog in a
+#: background thread) and call the handler with an API Gateway proxy event for the first request. No
+#: chalice.test client (0.26 s of imports a Lambda never pays). argv: user id, secret key. The times of its
+#: first and last lines split the interpreter's exit (which a Lambda never waits for) from the rest.
 COLD_CHILD = """
 import time
 first_line_at = time.time()
 import json, sys
 import app
-from chalice.test import Client
-stage, path, key = sys.argv[1:4]
-response = Client(app.app, stage_name=stage, project_dir=".").http.get(path, headers={"x-api-key": key})
-if response.status_code != 200:
-    raise SystemExit(f"first answer: {response.status_code} {response.body[:300]!r}")
-print("@@TIMINGS@@" + json.dumps({"first_line_at": first_line_at, "last_line_at": time.time()}))
+user, key = sys.argv[1:3]
+resource = "/users/{user_id}/recommendations"
+event = {
+    "resource": resource, "path": f"/users/{user}/recommendations", "httpMethod": "GET",
+    "headers": {"x-api-key": key, "Host": "localhost"}, "multiValueHeaders": {"x-api-key": [key]},
+    "queryStringParameters": {"n": "10"}, "multiValueQueryStringParameters": {"n": ["10"]},
+    "pathParameters": {"user_id": user}, "stageVariables": None, "body": None, "isBase64Encoded": False,
+    "requestContext": {"resourcePath": resource, "httpMethod": "GET", "requestId": "cold-start",
+                       "path": f"/api/users/{user}/recommendations", "stage": "api",
+                       "identity": {"sourceIp": "127.0.0.1"}},
+}
+class Context:
+    aws_request_id = "cold-start"
+    function_name = "recommendations-api"
+    memory_limit_in_mb = 1769
+    def get_remaining_time_in_millis(self):
+        return 30_000
+response = app.app(event, Context())
+if response["statusCode"] != 200:
+    raise SystemExit(f"first answer: {response['statusCode']} {str(response.get('body'))[:300]!r}")
+print("@@TIMINGS@@" + json.dumps({"first_line_at": first_line_at, "last_line_at": time.time(),
+                                  "strategy": json.loads(response["body"])["strategy"]}))
 """
 
 #: The floor: numpy + boto3, one client, one GetObject, every array loaded (argv: endpoint, region, bucket,
@@ -120,7 +141,8 @@ print("@@TIMINGS@@" + json.dumps({
     "numpy.load every array": loaded - downloaded, "first_line_at": first_line_at, "last_line_at": time.time()}))
 """
 
-#: The cold start again, instrumented: each phase timed in turn; the model load runs through the app's
+#: The cold start again, instrumented: each phase timed in turn (the warm-up thread disabled, so that no
+#: part overlaps another); the model load runs through the app's
 #: own LiveModel with timing shims around the store's reads, the artifact's npz read and checks, and the
 #: Recommender (argv: stage, path, secret key). The stage's variables are also in this child's environment
 #: so that app_resources() can be called outside a request.
@@ -138,6 +160,8 @@ def mark(name):
     last = now
 import numpy, boto3
 mark("import numpy + boto3 (the floor's imports)")
+import chalicelib.resources
+chalicelib.resources.start_warm_up = lambda: None  # parts in turn: no background load overlapping them
 import app
 mark("import app (the rest: chalice, pynamodb, powertools, chalicelib)")
 from chalice.test import Client
@@ -243,9 +267,9 @@ def measure_size(n_items: int, runs: int, moto_url: str, dynamodb_url: str) -> d
     try:
         write_stage_config(project, STAGE, settings)
         path = f"/users/{user}/recommendations?n={N}"
-        cold = (COLD_CHILD, [STAGE, path, SECRET_KEY])
+        cold = (COLD_CHILD, [user, SECRET_KEY])
         floor = (FLOOR_CHILD, [moto_url, settings.region, settings.model_bucket, key])
-        environment = _child_environment()
+        environment = _child_environment(environment_of(settings))  # as Lambda sets them before the import
         for code, arguments in (cold, floor):  # untimed: file caches, moto's first read of the object
             run_child(code, arguments, project, environment)
         samples: dict[str, list[float]] = {"cold": [], "floor": [], "cold_before_exit": [], "floor_before_exit": []}
