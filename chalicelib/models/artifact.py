@@ -10,8 +10,10 @@ A published version lives under ``{prefix}/{version}/`` in S3:
   ================  =========  ==========================================
   item_factors      float32    (n_items, factors)
   user_factors      float32    (n_users, factors)
-  user_ids          unicode    (n_users,) external user ids
-  item_ids          unicode    (n_items,) external item ids
+  user_ids          ASCII or   (n_users,) external user ids: bytes (one
+                    unicode    per character) when every id is ASCII,
+                               else unicode (four bytes a character)
+  item_ids          the same   (n_items,) external item ids
   item_popularity   float32    (n_items,) training interactions per item
   seen_indptr       int64      (n_users + 1,) CSR row pointer of the
                                user-item interactions seen in training
@@ -402,7 +404,8 @@ def serialize(artifact: ModelArtifact, version: str, created_at: str) -> tuple[b
     _check_arrays(artifact.arrays())
     approximate = check_approximate_entry(artifact.approximate_index, artifact.arrays())
     buffer = io.BytesIO()
-    np.savez(buffer, **artifact.arrays())
+    np.savez(buffer, **{**artifact.arrays(), **{name: _compact_ids(getattr(artifact, name))
+                                                  for name in ("item_ids", "user_ids")}})
     payload = buffer.getvalue()
     manifest = {
         "format_version": FORMAT_VERSION,
@@ -453,6 +456,9 @@ def deserialize(payload: bytes, manifest: dict[str, Any]) -> ModelArtifact:
             f"sha256 of {MODEL_FILE} is {digest}, manifest says {manifest['sha256']}"
         )
     arrays = _read_npz(payload)
+    for name in ("item_ids", "user_ids"):
+        if name in arrays:
+            arrays[name] = _expand_ids(name, arrays[name])
     for ids_name, order_name in (("item_ids", "item_id_order"), ("user_ids", "user_id_order")):
         if order_name not in arrays and ids_name in arrays:  # written before the orders were stored
             arrays[order_name] = sorting_order(arrays[ids_name])
@@ -481,6 +487,24 @@ def deserialize(payload: bytes, manifest: dict[str, Any]) -> ModelArtifact:
         created_at=manifest.get("created_at"),
         forced=bool(manifest.get("forced", False)),
     )
+
+
+def _compact_ids(ids: np.ndarray) -> np.ndarray:
+    """*ids* as one byte a character when they are all ASCII (a quarter of the unicode size), else as they are."""
+    try:
+        return ids.astype(np.bytes_)
+    except UnicodeEncodeError:
+        return ids
+
+
+def _expand_ids(name: str, ids: np.ndarray) -> np.ndarray:
+    """Stored ids back to unicode, the form serving and training use (a cast in C, no Python loop)."""
+    if ids.dtype.kind != "S":
+        return ids
+    try:
+        return ids.astype(np.str_)
+    except UnicodeDecodeError as exc:
+        raise ArtifactError(f"{name} holds bytes that are not ASCII") from exc
 
 
 def _read_npz(payload: bytes) -> dict[str, np.ndarray]:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from chalicelib.errors import ArtifactError
-from chalicelib.models.artifact import deserialize, serialize
+from chalicelib.models.artifact import deserialize, serialize, sorting_order
 from tests.support import TINY_INDEX_ENTRY, with_tiny_index
 
 VERSION = "20260101T000000Z-abc123"
@@ -306,3 +306,45 @@ def test_an_index_of_factor_lists_alone_round_trips_without_similar_probes(index
     assert loaded.approximate_index == {**TINY_INDEX_ENTRY, "similar_probes": None}
     with pytest.raises(ArtifactError, match="gives similar_probes but model.npz has no ivf_similar_centroids"):
         serialize(replace(factor_lists, approximate_index=TINY_INDEX_ENTRY), VERSION, CREATED_AT)
+
+
+# --- compact ids ------------------------------------------------------------------------------------
+
+
+def _stored_arrays(payload: bytes) -> dict[str, np.ndarray]:
+    with np.load(io.BytesIO(payload), allow_pickle=False) as npz:
+        return {name: npz[name] for name in npz.files}
+
+
+def test_ascii_ids_are_stored_one_byte_a_character_and_read_back_as_text(make_tiny_artifact):
+    artifact = make_tiny_artifact()
+    payload, manifest = serialize(artifact, "v1", "2026-01-01T00:00:00+00:00")
+
+    stored = _stored_arrays(payload)
+    assert stored["item_ids"].dtype.kind == "S" and stored["user_ids"].dtype.kind == "S"
+    loaded = deserialize(payload, manifest)
+    assert loaded.item_ids.dtype.kind == "U" and loaded.item_ids.tolist() == artifact.item_ids.tolist()
+    assert loaded.user_ids.tolist() == artifact.user_ids.tolist()
+
+
+def test_ids_beyond_ascii_are_stored_as_unicode_and_read_back_equal(make_tiny_artifact):
+    ids = np.array(["café", "i1", "日本", "i3"])
+    artifact = replace(make_tiny_artifact(), item_ids=ids, item_id_order=sorting_order(ids))
+    payload, manifest = serialize(artifact, "v1", "2026-01-01T00:00:00+00:00")
+
+    assert _stored_arrays(payload)["item_ids"].dtype.kind == "U"
+    assert _stored_arrays(payload)["user_ids"].dtype.kind == "S"  # each id array on its own
+    assert deserialize(payload, manifest).item_ids.tolist() == ["café", "i1", "日本", "i3"]
+
+
+def test_stored_id_bytes_that_are_not_ascii_are_refused(make_tiny_artifact):
+    artifact = make_tiny_artifact()
+    payload, manifest = serialize(artifact, "v1", "2026-01-01T00:00:00+00:00")
+    arrays = _stored_arrays(payload)
+    arrays["item_ids"] = np.array([b"i0", b"\xff", b"i2", b"i3"])
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    tampered = buffer.getvalue()
+
+    with pytest.raises(ArtifactError, match="item_ids holds bytes that are not ASCII"):
+        deserialize(tampered, {**manifest, "sha256": hashlib.sha256(tampered).hexdigest()})
