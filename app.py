@@ -10,7 +10,6 @@ from chalice import Chalice
 
 from chalicelib.api import catalog, chat, docs, events, recommendations, widget
 from chalicelib.config import APP_NAME
-from chalicelib.resources import start_warm_up
 
 # Logs are powertools JSON lines (chalicelib.telemetry), not chalice's plain text.
 app = Chalice(app_name=APP_NAME, configure_logs=False)
@@ -20,6 +19,3 @@ app.register_blueprint(catalog.blueprint)
 app.register_blueprint(chat.blueprint)
 app.register_blueprint(docs.blueprint)
 app.register_blueprint(widget.blueprint)
-
-# A configured instance (Lambda's init phase) starts reading its model and catalog now, not at its first request.
-start_warm_up()

@@ -14,11 +14,9 @@ dynalite (moto where Node.js is missing). Then, alternately:
   one (the stage's variables in its environment, ``PYTHONPATH`` the
   repository) imports ``app`` and calls its handler with an API Gateway
   proxy event for ``GET /users/{id}/recommendations?n=10`` (secret key).
-  Importing the app starts the warm-up thread (``start_warm_up``), which
-  reads the model from S3 (pointer, manifest, ``model.npz``, sha256 and
-  artifact checks, ``Recommender``) and the catalog index while the import
-  goes on; the handler's first request waits for what is not loaded yet,
-  then answers (presentation, logs, metrics);
+  That first request reads the model from S3 (pointer, manifest,
+  ``model.npz``, sha256 and artifact checks, ``Recommender``) and the
+  catalog index, then answers (presentation, logs, metrics);
 * **floor**: a new Python process that imports numpy and boto3, makes one S3
   client, gets the same ``model.npz`` object and ``numpy.load``s every array
   (``allow_pickle=False``).
@@ -83,8 +81,8 @@ MARK = "@@TIMINGS@@"
 # --- the children ----------------------------------------------------------------------------------
 
 #: What a Lambda runtime does on a cold start, minus the runtime's own loop: with the stage's variables
-#: already in the environment, import the app (its init: it starts reading the model and the catalog in a
-#: background thread) and call the handler with an API Gateway proxy event for the first request. No
+#: already in the environment, import the app (its init) and call the handler with an API Gateway proxy
+#: event for the first request, which loads the model. No
 #: chalice.test client (0.26 s of imports a Lambda never pays). argv: user id, secret key. The times of its
 #: first and last lines split the interpreter's exit (which a Lambda never waits for) from the rest.
 COLD_CHILD = """
@@ -141,8 +139,7 @@ print("@@TIMINGS@@" + json.dumps({
     "numpy.load every array": loaded - downloaded, "first_line_at": first_line_at, "last_line_at": time.time()}))
 """
 
-#: The cold start again, instrumented: each phase timed in turn (the warm-up thread disabled, so that no
-#: part overlaps another); the model load runs through the app's
+#: The cold start again, instrumented: each phase timed in turn; the model load runs through the app's
 #: own LiveModel with timing shims around the store's reads, the artifact's npz read and checks, and the
 #: Recommender (argv: stage, path, secret key). The stage's variables are also in this child's environment
 #: so that app_resources() can be called outside a request.
@@ -160,8 +157,6 @@ def mark(name):
     last = now
 import numpy, boto3
 mark("import numpy + boto3 (the floor's imports)")
-import chalicelib.resources
-chalicelib.resources.start_warm_up = lambda: None  # parts in turn: no background load overlapping them
 import app
 mark("import app (the rest: chalice, pynamodb, powertools, chalicelib)")
 from chalice.test import Client

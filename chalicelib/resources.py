@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
-import logging
 import threading
 from datetime import timedelta
 from typing import Any
@@ -34,7 +33,6 @@ from chalicelib.catalog.item import CatalogRecord, catalog_model
 from chalicelib.catalog.store import Catalog
 from chalicelib.config import DEFAULT_EVENT_WEIGHTS, Settings, load_settings
 from chalicelib.deadlines import Deadline
-from chalicelib.errors import ConfigError
 from chalicelib.eventlog.batch_writer import BatchWriter
 from chalicelib.eventlog.item import EventRecord, ensure_table, event_model, table_connection
 from chalicelib.eventlog.log import EventLog
@@ -45,8 +43,6 @@ from chalicelib.serving.answers import Answers
 from chalicelib.serving.filters import ItemFilters
 from chalicelib.serving.live_model import LiveModel
 from chalicelib.serving.personalizer import Personalizer
-
-logger = logging.getLogger(__name__)
 
 # Scripts' S3 client: uploads of large models and listings may be slow; botocore's
 # standard retry mode (exponential backoff with jitter) covers passing faults.
@@ -226,15 +222,6 @@ class Resources:
         """The deadline of a request starting now: its AWS calls end before it."""
         return Deadline(self.settings.request_deadline_seconds)
 
-    def warm_up(self) -> None:
-        """Load what a cold instance's first answer needs: the catalog index (read in its own thread) and the
-        live model. Failures are logged, not raised: requests report them."""
-        try:
-            self.catalog_index.prefetch()
-            self.live_model.recommender()
-        except Exception as exc:  # noqa: BLE001 - a warm-up must never take the instance down
-            logger.warning("warm-up incomplete, the first request will retry: %s", exc)
-
     def provision(self) -> None:
         """Create the bucket, the event table (with its time index) and the catalog table if they are missing."""
         self.model_registry.ensure_bucket(self.settings.region)
@@ -278,7 +265,7 @@ _app_resources_lock = threading.Lock()
 
 def app_resources() -> Resources:
     """The app's resources, from the environment, validated and built once per process."""
-    with _app_resources_lock:  # the warm-up thread and a first request must not build two
+    with _app_resources_lock:  # two first requests (chalice local serves them in threads) must not build two
         return _build_app_resources()
 
 
@@ -287,26 +274,6 @@ def _build_app_resources() -> Resources:
     settings = load_settings()
     telemetry.configure(settings.log_level)
     return Resources(settings)
-
-
-def start_warm_up() -> threading.Thread | None:
-    """Warm a configured instance up in the background while its runtime finishes starting.
-
-    On Lambda the stage's environment is there when the app is imported (the
-    init phase), so the live model and the catalog index can be read while
-    the runtime imports the rest and waits for the first event, which then
-    finds them loaded or loading (it waits for the same load rather than start
-    another). Without that environment (tests configure the app after importing
-    it) nothing starts. A failure here is only logged: the first request meets
-    it again and answers for it.
-    """
-    try:
-        resources = app_resources()
-    except ConfigError:
-        return None
-    thread = threading.Thread(target=resources.warm_up, name="warm-up", daemon=True)
-    thread.start()
-    return thread
 
 
 def reset_app_resources() -> None:

@@ -8,13 +8,7 @@ from datetime import datetime, timezone
 
 from chalicelib.config import environment_of
 from chalicelib.eventlog.item import Event
-from chalicelib.resources import (
-    SCAN_READ_TIMEOUT_SECONDS,
-    Resources,
-    app_resources,
-    reset_app_resources,
-    start_warm_up,
-)
+from chalicelib.resources import SCAN_READ_TIMEOUT_SECONDS, Resources, app_resources, reset_app_resources
 
 
 def test_provision_creates_the_bucket_and_the_event_table_with_its_time_index(settings):
@@ -57,46 +51,5 @@ def test_the_app_reads_its_settings_once_until_reset(settings, monkeypatch):
         reset_app_resources()
 
         assert app_resources().settings.events_table == "another-table"
-    finally:
-        reset_app_resources()
-
-
-def test_a_configured_instance_warms_up_its_model_before_its_first_request(settings, monkeypatch, model_registry,
-                                                                           make_tiny_artifact):
-    version = model_registry.publish(make_tiny_artifact())
-    for name, value in environment_of(settings).items():
-        monkeypatch.setenv(name, value)
-    reset_app_resources()
-    try:
-        thread = start_warm_up()
-        assert thread is not None
-        thread.join(30)
-
-        live = app_resources().live_model
-        assert live.health(details=True)[1]["model_version"] == version  # loaded by the warm-up
-    finally:
-        reset_app_resources()
-
-
-def test_an_unconfigured_import_starts_nothing(monkeypatch, settings):
-    # Tests (and tools) import the app before configuring it: nothing may start then.
-    for name in environment_of(settings):
-        monkeypatch.delenv(name, raising=False)
-    reset_app_resources()
-    try:
-        assert start_warm_up() is None
-    finally:
-        reset_app_resources()
-
-
-def test_a_warm_up_that_fails_leaves_the_failure_to_the_first_request(settings, monkeypatch):
-    # Nothing published: the warm-up finds no model, logs it, and the instance still starts.
-    for name, value in environment_of(settings).items():
-        monkeypatch.setenv(name, value)
-    reset_app_resources()
-    try:
-        start_warm_up().join(30)
-        code, body = app_resources().live_model.health()
-        assert code == 503 and body == {"status": "degraded"}
     finally:
         reset_app_resources()

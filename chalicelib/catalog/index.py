@@ -150,11 +150,6 @@ class CatalogIndexCache:
             self._changed = True
             self._down_until = float("-inf")
 
-    def prefetch(self) -> None:
-        """Start reading the first index now, without waiting for it (an instance warming up)."""
-        if self._index is None:
-            self._start_rebuild()
-
     def current(self) -> CatalogIndex | None:
         """The index to filter with now, or None when the catalog has not been readable yet."""
         now = self._clock()
