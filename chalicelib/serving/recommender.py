@@ -18,7 +18,8 @@ from chalicelib.errors import ItemNotFound
 from chalicelib.models.artifact import ModelArtifact
 from chalicelib.serving.approximate import InvertedFileIndex
 from chalicelib.serving.ids import IdIndex
-from chalicelib.serving.ranking import fold_in, inverse_norms, score_contributions, top_n
+from chalicelib.serving.ranking import fold_in, score_contributions
+from chalicelib.serving.search import ItemSearch
 
 
 def _parse_time(value: str | None) -> datetime | None:
@@ -87,10 +88,10 @@ class Ranking:
 class Recommender:
     """Answers recommendation questions from one loaded model.
 
-    What serving derives from the artifact (inverse item norms, YᵀY) is
-    computed once here, at load time, so each request costs one matrix-vector
-    product; ids are found by binary search over the orders the artifact
-    stores, so loading builds nothing per id.
+    What serving derives from the artifact (YᵀY, the search and its inverse
+    item norms) is computed once here, at load time, so each request costs
+    one matrix-vector product; ids are found by binary search over the orders
+    the artifact stores, so loading builds nothing per id.
 
     Parameters
     ----------
@@ -105,9 +106,6 @@ class Recommender:
         self._item_ids = artifact.item_ids
         self._items = IdIndex(artifact.item_ids, artifact.item_id_order)
         self._users = IdIndex(artifact.user_ids, artifact.user_id_order)
-        # Cosine similarity scales raw scores by these: a normalised copy of a 1M-item model's factors
-        # cost a quarter of a gigabyte and tenths of a second of its cold start.
-        self._inverse_norms = inverse_norms(artifact.item_factors)
         # YᵀY in the factors' own float32, as implicit computes it: two float64 copies of a 1M-item
         # model's factors (1 GB) and their product took seconds of a cold start.
         self._gram = (artifact.item_factors.T @ artifact.item_factors).astype(np.float64)
@@ -115,17 +113,12 @@ class Recommender:
         # What training used: the artifact refuses to exist without them.
         self._regularization = artifact.regularization
         self._alpha = artifact.alpha
-        #: The approximate indexes answers search (None: exact search): by factors, and by direction.
-        self.approximate: InvertedFileIndex | None = None
-        self._approximate_similar: InvertedFileIndex | None = None
-        if (artifact.ivf_centroids is not None and approximate_min_items is not None
-                and artifact.n_items >= approximate_min_items):
-            entry = artifact.approximate_index
-            self.approximate = InvertedFileIndex(artifact.ivf_centroids, artifact.ivf_offsets, int(entry["probes"]))
-            if artifact.ivf_similar_centroids is not None:
-                self._approximate_similar = InvertedFileIndex(
-                    artifact.ivf_similar_centroids, artifact.ivf_similar_offsets, int(entry["similar_probes"]),
-                    rows=artifact.ivf_similar_rows)
+        self._search = ItemSearch.for_artifact(artifact, approximate_min_items)
+
+    @property
+    def approximate(self) -> InvertedFileIndex | None:
+        """The approximate index user and session answers search (None: exact search)."""
+        return self._search.approximate
 
     @functools.cached_property
     def _popular_order(self) -> np.ndarray:
@@ -229,53 +222,12 @@ class Recommender:
 
     # --- answers ---------------------------------------------------------------------------------
 
-    def _best(self, vector: np.ndarray, n: int, exclude: np.ndarray, allowed: np.ndarray | None,
-              cosine: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """The *n* best rows by ``item_factors @ vector``, without *exclude*, among *allowed*.
-
-        *cosine*: *vector* has unit length and scores are cosine similarities
-        (each row's product divided by the row's length).
-
-        With an approximate index, only the rows of its best lists are scored;
-        when fewer than *n* of them pass the rules, the search is exact.
-        """
-        factors = self.artifact.item_factors
-        row_scale = self._inverse_norms if cosine else None
-        index = self._approximate_similar if cosine else self.approximate
-        if index is not None:
-            rows = index.candidate_rows(vector)
-            keep = np.ones(rows.shape[0], dtype=bool) if allowed is None else allowed[rows]
-            if len(exclude):
-                keep &= ~np.isin(rows, exclude)
-            rows = rows[keep]
-            if rows.shape[0] >= n:
-                return self._best_of(rows, vector, n, row_scale)
-        if allowed is not None and np.count_nonzero(allowed) * 2 < allowed.shape[0]:
-            # A selective filter: score the allowed rows only. Partitioning a vector of mostly -inf
-            # costs numpy ten times a plain one, and the product shrinks with the rows.
-            keep = allowed.copy()
-            keep[exclude] = False
-            return self._best_of(np.flatnonzero(keep), vector, n, row_scale)
-        scores = factors @ vector
-        if row_scale is not None:
-            scores *= row_scale
-        return top_n(scores, n, exclude=exclude, allowed=allowed, copy=False)
-
-    def _best_of(self, rows: np.ndarray, vector: np.ndarray, n: int,
-                 row_scale: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        """The *n* best of *rows*; ties go to the one listed first (the lower row when *rows* ascend)."""
-        scores = self.artifact.item_factors[rows] @ vector
-        if row_scale is not None:
-            scores *= row_scale[rows]
-        local, best = top_n(scores, n, copy=False)
-        return rows[local], best
-
     def recommend(self, profile: Profile, n: int, allowed: np.ndarray | None = None) -> Recommendations:
         """The *n* best items for *profile* among those *allowed* (a boolean mask over item rows)."""
         if profile.vector is None:
             answer = self.popular(n, exclude=profile.exclude, allowed=allowed)
             return replace(answer, strategy=profile.strategy, details=profile.details, profile=profile)
-        indices, best = self._best(profile.vector, n, profile.exclude, allowed)
+        indices, best = self._search.best(profile.vector, n, profile.exclude, allowed)
         return self._answer(profile.strategy, indices, best, profile, **profile.details)
 
     def similar_items(self, item_id: str, n: int, allowed: np.ndarray | None = None) -> Recommendations:
@@ -289,8 +241,8 @@ class Recommender:
         item_row = self._items.row(item_id)
         if item_row < 0:
             raise ItemNotFound(item_id)
-        unit = self.artifact.item_factors[item_row] * self._inverse_norms[item_row]
-        indices, best = self._best(unit, n, np.array([item_row]), allowed, cosine=True)
+        indices, best = self._search.best(self._search.unit_query(item_row), n, np.array([item_row]), allowed,
+                                          cosine=True)
         return self._answer("similar", indices, best)
 
     def popular(self, n: int, exclude: Iterable[int] = (), allowed: np.ndarray | None = None) -> Recommendations:
