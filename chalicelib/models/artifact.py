@@ -31,9 +31,14 @@ A published version lives under ``{prefix}/{version}/`` in S3:
                                (cosine): ``centroids`` float32 unit rows,
                                ``offsets`` int64, and ``rows`` int32
                                (n_items,), the item rows list by list
+  item_gram         float64    (factors, factors): YᵀY of item_factors,
+                               which real-time fold-in needs
   ================  =========  ==========================================
 
-  Files written before the id orders existed still load: the orders are then
+  The archive is stored uncompressed, each array's data aligned to 64 bytes
+  in the file, so that a reader can use the arrays where the downloaded bytes
+  lie instead of copying them (:func:`deserialize` does). Files written before
+  the id orders or the Gram matrix existed still load: those are then
   computed when the model is read. The ``ivf_`` arrays come in two groups, each all or none (the second only with the first) (an
   approximate top-N index, :mod:`chalicelib.serving.approximate`), with the
   manifest's ``approximate_index`` giving their ``probes`` and ``similar_probes``.
@@ -59,6 +64,7 @@ import io
 import math
 import re
 import secrets
+import struct
 import zipfile
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -96,6 +102,7 @@ _OPTIONAL_ARRAY_SPEC: dict[str, tuple[np.dtype | str, int]] = {
     "ivf_similar_centroids": (np.dtype(np.float32), 2),
     "ivf_similar_offsets": (np.dtype(np.int64), 1),
     "ivf_similar_rows": (np.dtype(np.int32), 1),
+    "item_gram": (np.dtype(np.float64), 2),
 }
 _IVF_ARRAYS = ("ivf_centroids", "ivf_offsets", "ivf_similar_centroids", "ivf_similar_offsets", "ivf_similar_rows")
 _IVF_GROUPS = (_IVF_ARRAYS[:2], _IVF_ARRAYS[2:])
@@ -135,6 +142,9 @@ class ModelArtifact:
     ivf_similar_offsets: np.ndarray | None = None
     ivf_similar_rows: np.ndarray | None = None
     approximate_index: dict[str, Any] | None = None
+    #: YᵀY of item_factors as :func:`serialize` stored it (None in memory: serving computes it). Item
+    #: permutations leave it unchanged; serialize always recomputes it from the factors it writes.
+    item_gram: np.ndarray | None = None
 
     @property
     def n_users(self) -> int:
@@ -294,6 +304,12 @@ def _check_arrays(arrays: dict[str, np.ndarray], expected_factors: int | None = 
     for name, order_name in (("user_ids", "user_id_order"), ("item_ids", "item_id_order")):
         _check_id_order(name, arrays[name], order_name, arrays.get(order_name))
     _check_approximate_index(arrays, n_items, n_factors)
+    gram = arrays.get("item_gram")
+    if gram is not None:
+        if gram.shape != (n_factors, n_factors):
+            raise ArtifactError(f"item_gram must be ({n_factors}, {n_factors}), found shape {gram.shape}")
+        if not np.isfinite(gram).all():
+            raise ArtifactError("item_gram contains NaN or infinite values")
 
     indptr, indices = arrays["seen_indptr"], arrays["seen_indices"]
     if indptr[0] != 0 or indptr[-1] != indices.shape[0] or np.any(np.diff(indptr) < 0):
@@ -403,10 +419,8 @@ def serialize(artifact: ModelArtifact, version: str, created_at: str) -> tuple[b
     """
     _check_arrays(artifact.arrays())
     approximate = check_approximate_entry(artifact.approximate_index, artifact.arrays())
-    buffer = io.BytesIO()
-    np.savez(buffer, **{**artifact.arrays(), **{name: _compact_ids(getattr(artifact, name))
-                                                  for name in ("item_ids", "user_ids")}})
-    payload = buffer.getvalue()
+    payload = _write_npz({**artifact.arrays(), "item_gram": factor_gram(artifact.item_factors),
+                          **{name: _compact_ids(getattr(artifact, name)) for name in ("item_ids", "user_ids")}})
     manifest = {
         "format_version": FORMAT_VERSION,
         "version": check_version_id(version),
@@ -479,6 +493,7 @@ def deserialize(payload: bytes, manifest: dict[str, Any]) -> ModelArtifact:
         user_id_order=arrays["user_id_order"],
         **{name: arrays.get(name) for name in _IVF_ARRAYS},
         approximate_index=approximate,
+        item_gram=arrays.get("item_gram"),
         algorithm=manifest["algorithm"],
         hyperparameters=dict(manifest["hyperparameters"]),
         training_cutoff=manifest.get("training_cutoff"),
@@ -507,16 +522,91 @@ def _expand_ids(name: str, ids: np.ndarray) -> np.ndarray:
         raise ArtifactError(f"{name} holds bytes that are not ASCII") from exc
 
 
+def factor_gram(item_factors: np.ndarray) -> np.ndarray:
+    """YᵀY of *item_factors*, in float64 (computed in the factors' own float32, as implicit computes it)."""
+    return (item_factors.T @ item_factors).astype(np.float64)
+
+
+#: Where each array's data starts in ``model.npz``: numpy pads its .npy headers to this multiple,
+#: and the writer pads each member's local header to it, so the data lie aligned in the file.
+_ALIGNMENT = 64
+#: A zip "extra field" tag for padding (the one Android's zipalign uses); readers skip unknown tags.
+_PADDING_TAG = 0xD935
+_LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, then the name's and the extra field's lengths
+
+
+def _write_npz(arrays: dict[str, np.ndarray]) -> bytes:
+    """*arrays* as an uncompressed npz archive whose array data start at multiples of 64 bytes.
+
+    np.savez writes the same archive without the padding; np.load reads both.
+    """
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for name, array in arrays.items():
+            member = io.BytesIO()
+            np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
+            data = member.getbuffer()
+            info = zipfile.ZipInfo(name + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_STORED
+            # zipfile appends a 20-byte zip64 record to the extra field of members it deems large.
+            zip64 = 20 if len(data) * 1.05 > zipfile.ZIP64_LIMIT else 0
+            start = buffer.tell() + _LOCAL_HEADER.size + len(info.filename.encode()) + zip64
+            padding = 6 + (-(start + 6)) % _ALIGNMENT  # a tag, a length and the alignment, then zeros
+            info.extra = struct.pack("<HHH", _PADDING_TAG, padding - 4, _ALIGNMENT) + bytes(padding - 6)
+            archive.writestr(info, data)
+    return buffer.getvalue()
+
+
 def _read_npz(payload: bytes) -> dict[str, np.ndarray]:
+    """Every array of an npz archive: read-only views of *payload* where the data lie aligned, copies elsewhere.
+
+    The caller has checked the sha256 of the whole payload, which is why the
+    members' CRC32 are not checked again.
+    """
     # np.load guesses the format from the bytes and falls back to unpickling
     # (refused here): insist on a zip archive first so the error names the real problem.
     if not payload.startswith(b"PK\x03\x04"):
         raise ArtifactError(f"{MODEL_FILE} is not a readable npz file (not a zip archive)")
     try:
-        with np.load(io.BytesIO(payload), allow_pickle=False) as npz:
-            return {name: npz[name] for name in npz.files}
+        with zipfile.ZipFile(io.BytesIO(payload)) as archive:
+            return {info.filename.removesuffix(".npy"): _read_member(payload, archive, info)
+                    for info in archive.infolist()}
+    except (OSError, EOFError, zipfile.BadZipFile, struct.error) as exc:
+        raise ArtifactError(f"{MODEL_FILE} is not a readable npz file: {exc}") from exc
+
+
+def _read_member(payload: bytes, archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
+    if info.compress_type != zipfile.ZIP_STORED:  # not what serialize writes: numpy's own reader
+        with archive.open(info) as member:
+            return _checked_read_array(member)
+    signature, name_length, extra_length = _LOCAL_HEADER.unpack_from(payload, info.header_offset)
+    if signature != b"PK\x03\x04":
+        raise ArtifactError(f"{MODEL_FILE}: no local header for {info.filename}")
+    start = info.header_offset + _LOCAL_HEADER.size + name_length + extra_length
+    header = io.BytesIO(payload[start:start + min(info.file_size, 1 << 16)])
+    version = np.lib.format.read_magic(header)
+    if version == (1, 0):
+        shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(header)
+    elif version == (2, 0):
+        shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(header)
+    else:
+        with archive.open(info) as member:
+            return _checked_read_array(member)
+    if dtype.hasobject:
+        raise ArtifactError(f"{MODEL_FILE} holds an object array ({info.filename}), which only pickle could read")
+    count = math.prod(shape)
+    offset = start + header.tell()
+    if info.file_size - header.tell() != count * dtype.itemsize or offset + count * dtype.itemsize > len(payload):
+        raise ArtifactError(f"{MODEL_FILE}: {info.filename} does not hold {shape} {dtype} values")
+    array = np.frombuffer(payload, dtype=dtype, count=count, offset=offset)
+    array = array.reshape(shape[::-1]).T if fortran_order else array.reshape(shape)
+    # Misaligned data (an archive written by np.savez) would slow every product down: copy those.
+    return array if array.flags.aligned else array.copy()
+
+
+def _checked_read_array(member: Any) -> np.ndarray:
+    try:
+        return np.lib.format.read_array(member, allow_pickle=False)
     except ValueError as exc:
         # numpy refuses object arrays unless unpickling is allowed: say so plainly.
         raise ArtifactError(f"{MODEL_FILE} holds object arrays, which would need unpickling: {exc}") from exc
-    except (OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise ArtifactError(f"{MODEL_FILE} is not a readable npz file: {exc}") from exc

@@ -15,7 +15,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from chalicelib.errors import ItemNotFound
-from chalicelib.models.artifact import ModelArtifact
+from chalicelib.models.artifact import ModelArtifact, factor_gram
 from chalicelib.serving.approximate import InvertedFileIndex
 from chalicelib.serving.ids import IdIndex
 from chalicelib.serving.ranking import fold_in, score_contributions
@@ -106,9 +106,8 @@ class Recommender:
         self._item_ids = artifact.item_ids
         self._items = IdIndex(artifact.item_ids, artifact.item_id_order)
         self._users = IdIndex(artifact.user_ids, artifact.user_id_order)
-        # YᵀY in the factors' own float32, as implicit computes it: two float64 copies of a 1M-item
-        # model's factors (1 GB) and their product took seconds of a cold start.
-        self._gram = (artifact.item_factors.T @ artifact.item_factors).astype(np.float64)
+        # Stored with the model (a tenth of a second of a 1M-item cold start); older files lack it.
+        self._gram = artifact.item_gram if artifact.item_gram is not None else factor_gram(artifact.item_factors)
         self.training_cutoff = _parse_time(artifact.training_cutoff)
         # What training used: the artifact refuses to exist without them.
         self._regularization = artifact.regularization

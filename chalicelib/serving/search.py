@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from chalicelib.models.artifact import ModelArtifact
@@ -26,11 +28,14 @@ class ItemSearch:
     def __init__(self, item_factors: np.ndarray, approximate: InvertedFileIndex | None = None,
                  approximate_similar: InvertedFileIndex | None = None) -> None:
         self._factors = item_factors
-        # Cosine similarity scales raw scores by these: a normalised copy of a 1M-item model's factors
-        # cost a quarter of a gigabyte and tenths of a second of its cold start.
-        self._inverse_norms = inverse_norms(item_factors)
         self.approximate = approximate
         self._approximate_similar = approximate_similar
+
+    @functools.cached_property
+    def _inverse_norms(self) -> np.ndarray:
+        # Cosine similarity scales raw scores by these: a normalised copy of a 1M-item model's factors
+        # cost a quarter of a gigabyte. Computed on first use: answers for users never need them.
+        return inverse_norms(self._factors)
 
     @classmethod
     def for_artifact(cls, artifact: ModelArtifact, approximate_min_items: int | None) -> ItemSearch:

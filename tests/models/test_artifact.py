@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from chalicelib.errors import ArtifactError
-from chalicelib.models.artifact import deserialize, serialize, sorting_order
+from chalicelib.models.artifact import deserialize, factor_gram, serialize, sorting_order
 from tests.support import TINY_INDEX_ENTRY, with_tiny_index
 
 VERSION = "20260101T000000Z-abc123"
@@ -54,6 +54,35 @@ def test_round_trip_keeps_every_array_and_the_metadata(artifact, good):
     assert loaded.hyperparameters == {"regularization": 0.1, "alpha": 1.0}
     assert loaded.training_cutoff == "2026-01-01T00:00:00+00:00"
     assert loaded.metrics == {"ndcg_at_10": 0.25}
+
+
+def test_the_arrays_are_read_in_place_from_aligned_data(artifact, good):
+    # Serving keeps the downloaded bytes and views its arrays in them: no copy, no second 263 MB at 1M items.
+    payload, _ = good
+    loaded = deserialize(*good)
+    start = np.frombuffer(payload, np.uint8).ctypes.data
+    for name in ("item_factors", "user_factors", "item_popularity", "seen_indptr", "seen_indices", "seen_values",
+                 "item_id_order", "user_id_order", "item_gram"):
+        array = getattr(loaded, name)
+        assert np.shares_memory(array, np.frombuffer(payload, np.uint8)), name
+        assert (array.ctypes.data - start) % 64 == 0, f"{name} starts at a multiple of 64 bytes in the file"
+        assert not array.flags.writeable, name  # views of immutable bytes: a stray write fails loudly
+
+
+def test_the_gram_matrix_is_stored_and_older_files_without_it_still_load(make_tiny_artifact, artifact, good):
+    loaded = deserialize(*good)
+    np.testing.assert_allclose(loaded.item_gram, artifact.item_factors.T.astype(np.float64) @ artifact.item_factors,
+                               rtol=1e-6)
+    # serialize writes the Gram of the factors it writes, whatever an artifact carried.
+    stale = replace(artifact, item_gram=np.zeros((2, 2)))
+    np.testing.assert_array_equal(deserialize(*serialize(stale, VERSION, CREATED_AT)).item_gram,
+                                  factor_gram(artifact.item_factors))
+    arrays = {name: array for name, array in artifact.arrays().items() if name != "item_gram"}
+    payload = saved(np.savez, **arrays)  # np.savez: misaligned members, which are copied
+    older = deserialize(payload, resigned(payload, good[1]))
+    assert older.item_gram is None
+    np.testing.assert_array_equal(older.item_factors, artifact.item_factors)
+    assert older.item_factors.flags.aligned
 
 
 def test_manifest_describes_the_model(good):
@@ -120,6 +149,9 @@ ARRAY_TAMPERING = {
                            r"user_id_order must lie in \[0, 3\)"),
     "order too short": (_tamper("item_id_order", np.array([0, 1, 2], np.int32)), "item_id_order has length 3"),
     "int64 order": (_tamper("item_id_order", np.arange(4)), "item_id_order must be int32"),
+    "Gram of the wrong size": (_tamper("item_gram", np.eye(3)), r"item_gram must be \(2, 2\)"),
+    "infinite Gram": (_tamper("item_gram", np.array([[np.inf, 0], [0, 1]])), "item_gram contains NaN or infinite"),
+    "float32 Gram": (_tamper("item_gram", np.eye(2, dtype=np.float32)), "item_gram must be float64"),
     "duplicate ids and no stored order": (
         lambda arrays: (arrays.pop("item_id_order"), arrays.__setitem__("item_ids", np.array(["i3", "i1", "i0", "i1"]))),
         "item_ids contains duplicate"),
