@@ -42,6 +42,8 @@ DEFAULT_EVENT_WEIGHTS = {
     "report": -8.0,
     "rating": 1.0,
 }
+#: What an event's value may do to its weight (chalicelib.eventlog.weighting applies them).
+VALUE_TRANSFORMS = ("none", "linear", "log1p")
 _HISTORY_VERB_PATTERN = re.compile(r"[a-z]+( [a-z]+){0,2}")
 _EVENT_TYPE_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
@@ -81,6 +83,8 @@ class Settings:
     model_refresh_seconds: float
     log_level: str
     event_weights: tuple[tuple[str, float], ...] = tuple(DEFAULT_EVENT_WEIGHTS.items())
+    #: (event type, transform, cap): what an event's value does to its weight (types not named: nothing).
+    event_values: tuple[tuple[str, str, float | None], ...] = ()
     realtime_events: int = 50
     realtime_timeout_seconds: float = 0.25
     #: Search a model's approximate index (when it has one) from this many items on.
@@ -177,6 +181,36 @@ def _event_weights(env: Mapping[str, str]) -> tuple[tuple[str, float], ...]:
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) or weight == 0:
             raise ConfigError(f"EVENT_WEIGHTS: weight of {event_type!r} must be a non-zero number, got {weight!r}")
         checked.append((event_type, float(weight)))
+    return tuple(checked)
+
+
+def _event_values(env: Mapping[str, str], weighted_types: set[str]) -> tuple[tuple[str, str, float | None], ...]:
+    raw = env.get("EVENT_VALUES", "").strip()
+    if not raw:
+        return ()
+    try:
+        entries = json.loads(raw)
+    except ValueError as exc:
+        raise ConfigError(f"EVENT_VALUES must be a JSON object of event type to value transform: {exc}") from None
+    if not isinstance(entries, dict):
+        raise ConfigError("EVENT_VALUES must be a JSON object of event type to value transform")
+    checked = []
+    for event_type, entry in entries.items():
+        if event_type not in weighted_types:
+            raise ConfigError(f"EVENT_VALUES: {event_type!r} has no weight in EVENT_WEIGHTS, so its value cannot scale it")
+        if isinstance(entry, str):
+            entry = {"transform": entry}
+        if not isinstance(entry, dict) or set(entry) - {"transform", "cap"}:
+            raise ConfigError(f"EVENT_VALUES: {event_type!r} must map to a transform name or "
+                              '{"transform": ..., "cap": ...}')
+        kind, cap = entry.get("transform"), entry.get("cap")
+        if kind not in VALUE_TRANSFORMS:
+            raise ConfigError(f"EVENT_VALUES: transform of {event_type!r} must be one of {', '.join(VALUE_TRANSFORMS)}, "
+                              f"got {kind!r}")
+        if cap is not None and (isinstance(cap, bool) or not isinstance(cap, (int, float))
+                                or not math.isfinite(cap) or cap <= 0):
+            raise ConfigError(f"EVENT_VALUES: cap of {event_type!r} must be a number > 0, got {cap!r}")
+        checked.append((event_type, kind, None if cap is None else float(cap)))
     return tuple(checked)
 
 
@@ -292,6 +326,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         model_refresh_seconds=_non_negative_float(env, "MODEL_REFRESH_SECONDS", "60"),
         log_level=log_level,
         event_weights=_event_weights(env),
+        event_values=_event_values(env, {event_type for event_type, _ in _event_weights(env)}),
         realtime_events=_int_in_range(env, "REALTIME_EVENTS", 50, 0, 1000),
         realtime_timeout_seconds=_non_negative_float(env, "REALTIME_TIMEOUT_SECONDS", "0.25"),
         approximate_search_min_items=_int_in_range(env, "APPROXIMATE_SEARCH_MIN_ITEMS", 250_000, 0, 10**12),
@@ -345,6 +380,8 @@ def environment_of(settings: Settings) -> dict[str, str]:
         "MODEL_REFRESH_SECONDS": repr(settings.model_refresh_seconds),
         "LOG_LEVEL": settings.log_level,
         "EVENT_WEIGHTS": json.dumps(settings.event_weight_map),
+        "EVENT_VALUES": json.dumps({event_type: {"transform": kind, "cap": cap}
+                                    for event_type, kind, cap in settings.event_values}),
         "REALTIME_EVENTS": str(settings.realtime_events),
         "REALTIME_TIMEOUT_SECONDS": repr(settings.realtime_timeout_seconds),
         "APPROXIMATE_SEARCH_MIN_ITEMS": str(settings.approximate_search_min_items),

@@ -37,6 +37,7 @@ from chalicelib.eventlog.batch_writer import BatchWriter
 from chalicelib.eventlog.item import EventRecord, ensure_table, event_model, table_connection
 from chalicelib.eventlog.log import EventLog
 from chalicelib.eventlog.rules import EventRules
+from chalicelib.eventlog.weighting import EventWeighting
 from chalicelib.models.registry import ModelRegistry
 from chalicelib.models.store import ModelStore
 from chalicelib.serving.answers import Answers
@@ -188,7 +189,8 @@ class Resources:
     def personalizer(self) -> Personalizer:
         """Recommendations for users, following their latest events."""
         config = self.settings
-        return Personalizer(self.live_model, self.event_log, config.event_weight_map, config.realtime_events)
+        return Personalizer(self.live_model, self.event_log, EventWeighting.from_settings(config),
+                            config.realtime_events)
 
     @functools.cached_property
     def user_tokens(self) -> UserTokens:

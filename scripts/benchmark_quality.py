@@ -9,6 +9,11 @@ training part and evaluated once on test, top-10, excluding training items.
 
   python scripts/benchmark_quality.py            # a table
   python scripts/benchmark_quality.py --json     # ... and, last line, one JSON object
+  python scripts/benchmark_quality.py --value-transform log1p   # ratings weigh by their stars
+
+With ``--value-transform`` the stars scale each rating's weight the way
+``EVENT_VALUES`` scales an event's (chalicelib.eventlog.weighting); which
+ratings are held out does not change.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from chalicelib.eventlog.weighting import TRANSFORMS, EventWeighting, ValueTransform
 from chalicelib.training.als import fit_als
 from chalicelib.training.event_arrays import EventArrays, EventLogSnapshot
 from chalicelib.training.interactions import interaction_table
@@ -48,14 +54,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--folds", type=int, default=2, help="validation folds carved from train (default 2)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--json", action="store_true", help="end with one JSON line of the figures")
+    parser.add_argument("--value-transform", choices=TRANSFORMS, default="none",
+                        help="what a rating's stars do to its weight (default none: every rating weighs 1)")
     args = parser.parse_args(argv)
     k = 10
     started = time.perf_counter()
 
     ratings = read_movielens_100k(args.ratings)
     events = EventArrays.from_strings(ratings.user_ids, ratings.item_ids, ["rating"] * len(ratings.user_ids),
-                                      ratings.timestamps.astype("datetime64[s]"))
-    table = interaction_table(EventLogSnapshot(events=events, erased={}), {"rating": 1.0})
+                                      ratings.timestamps.astype("datetime64[s]"), values=ratings.ratings.tolist())
+    weighting = EventWeighting({"rating": 1.0}, {"rating": ValueTransform(args.value_transform)})
+    table = interaction_table(EventLogSnapshot(events=events, erased={}), weighting)
     train, test = stratified_split(table, 0.25, args.seed)
     # Validation folds: the protocol's 75/25 split applied again to the training part, with
     # --folds different seeds; a configuration scores its mean over them.
@@ -93,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
             "coverage": round(metrics["coverage"], 4),
             "popularity_ndcg@10": round(popularity["ndcg@10"], 4), "popularity_map@10": round(popularity["map@10"], 4),
             "hyperparameters": asdict(chosen), "validation_ndcg@10": round(search.best.metrics["ndcg@10"], 4),
-            "trials": len(search.trials), "seconds": round(elapsed, 1),
+            "trials": len(search.trials), "seconds": round(elapsed, 1), "value_transform": args.value_transform,
         }))
     return 0
 

@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from chalicelib.config import PROJECT_DIR, settings_for_stage
 from chalicelib.errors import RecommenderError
+from chalicelib.eventlog.weighting import EventWeighting
 from chalicelib.resources import Resources
 from chalicelib.training.report import write_report
 from chalicelib.training.retrain import Progress, RetrainOptions, retrain
@@ -110,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
             def read(progress: Callable[[int], None]):
                 return read_event_log(resources.scan_table, progress, segments=args.segments)
         print(f"retraining from {args.from_export or settings.events_table} (stage {args.stage})", flush=True)
-        result = retrain(read, registry, settings.event_weight_map, options, BarProgress())
+        result = retrain(read, registry, EventWeighting.from_settings(settings), options, BarProgress())
         text_path, chart_path = write_report(result, report_dir)
         if result.published:
             registry.put_file(result.version, "report.md", text_path.read_bytes(), "text/markdown")
@@ -125,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{target}: candidate {metrics['candidate'][target]:.4f}, live {live_text}, "
           f"popularity {metrics['popularity'][target]:.4f}  ({metrics['split']} split)")
     print(f"chosen: {result.chosen}")
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"{'PUBLISHED ' + result.version if result.published else 'NOT PUBLISHED'}: {result.reason}")
     shown = text_path.relative_to(PROJECT_DIR) if text_path.is_relative_to(PROJECT_DIR) else text_path
     print(f"report: {shown} and {chart_path.name} ({time.perf_counter() - started:.0f} s in all)")

@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from chalicelib.config import settings_for_stage
 from chalicelib.errors import RecommenderError
+from chalicelib.eventlog.weighting import EventWeighting
 from chalicelib.resources import Resources
 from chalicelib.training.als import AlsParameters
 from chalicelib.training.sources.movielens import read_movielens_100k
@@ -47,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
             artifact = train_from_ratings(read_movielens_100k(args.ratings), params)
         else:
             with tqdm(unit="event", desc=f"scanning {settings.events_table}") as bar:
-                artifact = train_from_event_log(resources.scan_table, settings.event_weight_map, params,
+                artifact = train_from_event_log(resources.scan_table, EventWeighting.from_settings(settings), params,
                                                 progress=bar.update)
         print(f"trained {artifact.algorithm} on {artifact.n_interactions} interactions "
               f"({artifact.n_users} users x {artifact.n_items} items) in {time.perf_counter() - started:.1f} s; "

@@ -258,3 +258,33 @@ def test_a_deadline_shorter_than_one_aws_call_is_refused():
     with pytest.raises(ConfigError, match="REQUEST_DEADLINE_SECONDS"):
         load_settings(env)
     assert load_settings({**env, "REQUEST_DEADLINE_SECONDS": "7"}).request_deadline_seconds == 7.0
+
+
+# --- event values -------------------------------------------------------------------------------------------
+
+
+def test_event_values_are_read_per_type_and_round_trip():
+    from chalicelib.config import environment_of
+    from chalicelib.eventlog.weighting import EventWeighting, ValueTransform
+
+    settings = load_settings(env(EVENT_WEIGHTS='{"play": 1, "purchase": 8}',
+                                 EVENT_VALUES='{"play": {"transform": "log1p", "cap": 100}, "purchase": "linear"}'))
+    assert settings.event_values == (("play", "log1p", 100.0), ("purchase", "linear", None))
+    assert EventWeighting.from_settings(settings).value_transforms == {"play": ValueTransform("log1p", 100.0),
+                                                         "purchase": ValueTransform("linear")}
+    assert load_settings(environment_of(settings)) == settings
+    assert EventWeighting.from_settings(load_settings(MINIMAL_ENV)).value_transforms == {}  # by default a value changes nothing
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("[1]", "JSON object of event type to value transform"),
+    ("{", "JSON object of event type to value transform"),
+    ('{"stream": "linear"}', "'stream' has no weight in EVENT_WEIGHTS"),
+    ('{"view": "sqrt"}', "transform of 'view' must be one of none, linear, log1p"),
+    ('{"view": {"transform": "linear", "cap": 0}}', "cap of 'view' must be a number > 0"),
+    ('{"view": {"transform": "linear", "cap": true}}', "cap of 'view' must be a number > 0"),
+    ('{"view": {"transform": "linear", "limit": 3}}', "must map to a transform name"),
+])
+def test_malformed_event_values_are_refused_saying_what_is_wrong(value, message):
+    with pytest.raises(ConfigError, match=message):
+        load_settings(env(EVENT_VALUES=value))

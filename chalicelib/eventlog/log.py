@@ -203,6 +203,16 @@ class EventLog:
             events = [event for event in events if _received(event) > erased_at]
         return UserHistory(events=events, erased_at=erased_at)
 
+    def erasures(self, user_ids: list[str], deadline: Deadline | None = None) -> dict[str, datetime]:
+        """When each of *user_ids* that has been erased was last erased (the others are absent).
+
+        Reads the erasure markers by key, a hundred a call: offline jobs
+        (batch exports) use it to leave out users erased since a model was trained.
+        """
+        markers = self._batches.read([(user_id, ERASED_KEY) for user_id in user_ids], ["erased_at"], deadline)
+        return {user_id: parse_stored_time(item["erased_at"]["S"]) for (user_id, _), item in markers.items()
+                if "erased_at" in item}
+
     # -- erasure ---------------------------------------------------------------
 
     def erase(self, user_id: str, deadline: Deadline | None = None) -> ErasureReceipt:

@@ -9,6 +9,7 @@ from typing import Mapping
 
 from chalicelib.errors import EventLogUnavailable
 from chalicelib.eventlog.log import EventLog, UserHistory
+from chalicelib.eventlog.weighting import EventWeighting
 from chalicelib.serving.live_model import LiveModel
 from chalicelib.serving.recommender import Profile, Recommendations, Recommender
 
@@ -25,16 +26,19 @@ class Personalizer:
     ----------
     live_model: the model being served.
     event_log: where the user's events are read (one Query per request).
-    event_weights: event type -> interaction strength, as in training.
+    event_weights: event type -> interaction strength, or an :class:`EventWeighting` that also
+        scales an event by its value: as in training.
     history_limit: how many latest events to read; 0 turns real-time off.
     """
 
     def __init__(
-        self, live_model: LiveModel, event_log: EventLog, event_weights: Mapping[str, float], history_limit: int
+        self, live_model: LiveModel, event_log: EventLog, event_weights: Mapping[str, float] | EventWeighting,
+        history_limit: int,
     ) -> None:
         self._live_model = live_model
         self._event_log = event_log
-        self._weights = dict(event_weights)
+        self._weighting = (event_weights if isinstance(event_weights, EventWeighting)
+                           else EventWeighting(dict(event_weights)))
         self._history_limit = history_limit
         self._erased: OrderedDict[str, None] = OrderedDict()
 
@@ -72,9 +76,9 @@ class Personalizer:
         cutoff = recommender.training_cutoff
         item_ids, values = [], []
         for event in history.events:
-            weight = self._weights.get(event.event_type)
-            if weight is None:
-                continue  # a type dropped from the configuration since it was logged
+            weight = self._weighting.weight(event.event_type, event.value)
+            if not weight:
+                continue  # a type dropped from the configuration since it was logged, or a value of 0
             # Events the log stored before the training scan are already in a trained
             # user's factors and training row. Judged by storage time, not event time,
             # so a late-arriving event with an old timestamp still counts.

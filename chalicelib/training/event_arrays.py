@@ -24,7 +24,8 @@ class EventArrays:
     ``users``/``items``/``types`` index ``user_ids``/``item_ids``/``event_types``;
     ``times`` are the events' own UTC ``datetime64[ms]``; ``received``, when
     known, when the log received each (NaT where it did not say), which is
-    what an erasure is judged by.
+    what an erasure is judged by; ``values``, when known, each event's
+    ``value`` (NaN where it has none).
     """
 
     users: np.ndarray
@@ -35,15 +36,17 @@ class EventArrays:
     item_ids: np.ndarray
     event_types: np.ndarray
     received: np.ndarray | None = None
+    values: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.users.shape[0])
 
     @classmethod
     def from_strings(
-        cls, user_ids: Sequence[str], item_ids: Sequence[str], event_types: Sequence[str], times: Any
+        cls, user_ids: Sequence[str], item_ids: Sequence[str], event_types: Sequence[str], times: Any,
+        values: Sequence[float | None] | None = None,
     ) -> "EventArrays":
-        """Build from parallel sequences of plain values (small data, tests)."""
+        """Build from parallel sequences of plain values (small data, tests); None values: no value."""
         unique_users, users = np.unique(np.asarray(user_ids, dtype=np.str_), return_inverse=True)
         unique_items, items = np.unique(np.asarray(item_ids, dtype=np.str_), return_inverse=True)
         unique_types, types = np.unique(np.asarray(event_types, dtype=np.str_), return_inverse=True)
@@ -51,6 +54,7 @@ class EventArrays:
             users=users.astype(np.int32), items=items.astype(np.int32), types=types.astype(np.int16),
             times=np.asarray(times, dtype="datetime64[ms]"),
             user_ids=unique_users, item_ids=unique_items, event_types=unique_types,
+            values=None if values is None else np.array([np.nan if v is None else v for v in values], np.float32),
         )
 
 
@@ -68,7 +72,7 @@ class EventCollector:
 
     def __init__(self) -> None:
         self._codes: tuple[dict[str, int], dict[str, int], dict[str, int]] = ({}, {}, {})
-        self._chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        self._chunks: list[tuple[np.ndarray, ...]] = []
         self.erased: dict[str, np.datetime64] = {}
         self.count = 0
 
@@ -77,9 +81,9 @@ class EventCollector:
         return np.fromiter((codes.setdefault(v, len(codes)) for v in values), dtype=dtype, count=len(values))
 
     def add(self, user_ids: list[str], item_ids: list[str], event_types: list[str], time_keys: list[str],
-            received: list[str | None] | None = None) -> None:
+            received: list[str | None] | None = None, values: list[float | None] | None = None) -> None:
         """Add one page of events; *time_keys* are the items' time-index keys, *received* their stored
-        receive times (None where unknown)."""
+        receive times and *values* their values (None where unknown)."""
         user_codes, item_codes, type_codes = self._codes
         self._chunks.append((
             self._encode(user_codes, user_ids, np.int32),
@@ -87,6 +91,8 @@ class EventCollector:
             self._encode(type_codes, event_types, np.int16),
             time_key_instants(time_keys),
             stored_time_instants(received if received is not None else [None] * len(user_ids)),
+            np.array([np.nan] * len(user_ids) if values is None else [np.nan if v is None else v for v in values],
+                     dtype=np.float32),
         ))
         self.count += len(user_ids)
 
@@ -100,7 +106,7 @@ class EventCollector:
 
         Returns how many items were read.
         """
-        users, item_ids, types, time_keys, received = [], [], [], [], []
+        users, item_ids, types, time_keys, received, values = [], [], [], [], [], []
         read = 0
         for item in items:
             read += 1
@@ -113,8 +119,10 @@ class EventCollector:
             types.append(item["event_type"]["S"])
             time_keys.append(item["time_key"]["S"])
             received.append(item.get("received_at", {}).get("S"))
+            number = item.get("value", {}).get("N")
+            values.append(None if number is None else float(number))
         if users:
-            self.add(users, item_ids, types, time_keys, received)
+            self.add(users, item_ids, types, time_keys, received, values)
         return read
 
     def finish(self, scanned_at: datetime | None) -> EventLogSnapshot:
@@ -131,7 +139,7 @@ class EventCollector:
             users=joined(0, np.int32), items=joined(1, np.int32), types=joined(2, np.int16),
             times=joined(3, "datetime64[ms]"),
             user_ids=ids(user_codes), item_ids=ids(item_codes), event_types=ids(type_codes),
-            received=joined(4, "datetime64[ms]"),
+            received=joined(4, "datetime64[ms]"), values=joined(5, np.float32),
         )
         return EventLogSnapshot(events=events, erased=dict(self.erased), scanned_at=scanned_at)
 

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Mapping
 import numpy as np
 import scipy.sparse as sp
 
+from chalicelib.eventlog.weighting import EventWeighting
+
 if TYPE_CHECKING:
     from chalicelib.training.event_arrays import EventLogSnapshot
 
@@ -81,7 +83,7 @@ class InteractionTable:
 
 def interaction_table(
     snapshot: "EventLogSnapshot",
-    weights: Mapping[str, float],
+    weights: Mapping[str, float] | EventWeighting,
     half_life_days: float | None = None,
     now: np.datetime64 | None = None,
 ) -> InteractionTable:
@@ -92,6 +94,7 @@ def interaction_table(
     * events of a type without a weight are left out, and so are the events
       an erased user's log received up to their erasure;
     * each event counts its type's weight (negative for negative feedback),
+      scaled by its value where *weights* (an :class:`EventWeighting`) says so,
       times ``0.5 ** (age / half_life)`` when a half-life is given (age up to *now*,
       default the latest event);
     * repeated events of one user and item are summed, so two views weigh 2 and
@@ -101,8 +104,8 @@ def interaction_table(
       user is unknown to the trained model.
     """
     events = snapshot.events
-    type_weight = np.array([weights.get(name, np.nan) for name in events.event_types.tolist()], dtype=np.float64)
-    weight = type_weight[events.types] if len(events) else np.empty(0)
+    weighting = weights if isinstance(weights, EventWeighting) else EventWeighting(dict(weights))
+    weight = weighting.weights(events.event_types, events.types, events.values)
     keep = ~np.isnan(weight)
     if snapshot.erased:
         erased_at = np.full(events.user_ids.shape[0], np.datetime64("NaT", "ms"))

@@ -25,16 +25,26 @@ def _row(name: str, metrics: dict[str, float] | None, k: int) -> str:
 def markdown(result: RetrainResult) -> str:
     """The report as markdown."""
     options, metrics, k = result.options, result.metrics, result.options.k
+    used = result.split.used if result.split else options.split
     split_text = ("time split: each user's most recent interactions held out"
-                  if options.split == "time" else "random split stratified by user")
+                  if used == "time" else "random split stratified by user")
+    if result.split and result.split.tied and used == "time":
+        split_text += (f"; ties of equal times decided {result.split.tied} of the {result.split.held_out} held-out "
+                       f"interactions ({result.split.tied_share:.0%}), broken at random")
     lines = [
         "# Retrain report",
         "",
         f"Decision: **{'published ' + result.version if result.published else 'not published'}** — {result.reason}",
         "",
+        *[f"> **Warning:** {warning}\n" for warning in result.warnings],
         f"Evaluation: {split_text} ({options.test_fraction:.0%} of each user's positive interactions, seed "
         f"{options.seed}), top-{k}, {metrics.get('evaluated_users', 0)} users evaluated. Hyperparameters chosen "
         "on a validation split carved from the training part only.",
+        "",
+        "Event values: " + (", ".join(f"`{name}` weighed by {entry['transform']}(value)"
+                                      + (f" capped at {entry['cap']:g}" if entry["cap"] is not None else "")
+                                      for name, entry in result.event_values.items())
+                            or "not used (each event weighs its type's weight)") + ".",
         "",
         "| model | precision | recall | nDCG | MAP | coverage |",
         "|---|---|---|---|---|---|",

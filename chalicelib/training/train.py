@@ -12,6 +12,7 @@ from typing import Callable, Mapping
 
 from chalicelib.errors import NoInteractions
 from chalicelib.eventlog.item import EventRecord
+from chalicelib.eventlog.weighting import EventWeighting
 from chalicelib.models.artifact import ModelArtifact
 from chalicelib.training.als import AlsParameters, als_artifact
 from chalicelib.training.event_arrays import training_cutoff
@@ -36,7 +37,7 @@ def train_sample_model(params: AlsParameters | None = None, path: Path = SAMPLE_
 
 
 def train_from_event_log(
-    model: type[EventRecord], weights: Mapping[str, float], params: AlsParameters,
+    model: type[EventRecord], weights: Mapping[str, float] | EventWeighting, params: AlsParameters,
     progress: Callable[[int], None] = lambda n: None,
 ) -> ModelArtifact:
     """Train ALS on every event of the DynamoDB log (erased users left out).

@@ -17,8 +17,11 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pytest
 
+from chalicelib.eventlog.weighting import EventWeighting
 from chalicelib.resources import Resources
 from chalicelib.serving.recommender import Recommender
+from chalicelib.training.event_arrays import EventArrays, EventLogSnapshot
+from chalicelib.training.interactions import interaction_table
 from tests.support import JSON_HEADERS, client_for, closed_port_url, silent_endpoint
 
 # u0 + click i1: c = {i3: 1, i1: 2}; A = [[6.1,1],[1,3.1]] (det 17.91), b = (2,0) + 2(0,1) = (2,2)
@@ -177,6 +180,26 @@ def test_a_new_user_is_personalised_after_three_events(client):
     answer = recommend(client, "newbie")
     assert answer["strategy"] == "realtime"
     assert ranked(answer) == [("i3", 10.6 / 16.01), ("i2", 10.4 / 16.01)]  # i0, i1 excluded
+
+
+def test_a_value_scales_a_fresh_event_as_it_scales_it_in_training(dynamodb_settings, make_tiny_artifact, tmp_path):
+    # Clicks weigh 2 times their value (quantity, count...); views ignore theirs.
+    settings = replace(dynamodb_settings, realtime_timeout_seconds=5.0, event_values=(("click", "linear", 5.0),))
+    Resources(settings).model_registry.publish(make_tiny_artifact(training_cutoff=CUTOFF.isoformat()))
+    with client_for(settings, tmp_path) as client:
+        post(client, event("newbie", "i0", value=3), event("newbie", "i1", "view", value=40),
+             event("newbie", "i2", value=99))  # capped at 5
+        answer = recommend(client, "newbie")
+
+    weights = [2 * 3, 1, 2 * 5]
+    expected = Recommender(make_tiny_artifact()).profile_for_user("newbie", ["i0", "i1", "i2"], weights)
+    assert answer["strategy"] == "realtime"
+    assert ranked(answer) == ranked(Recommender(make_tiny_artifact()).recommend(expected, 10))
+    # Training turns the same events into the same strengths.
+    arrays = EventArrays.from_strings(["newbie"] * 3, ["i0", "i1", "i2"], ["click", "view", "click"],
+                                      [np.datetime64("2026-01-01", "ms")] * 3, values=[3, 40, 99])
+    table = interaction_table(EventLogSnapshot(events=arrays, erased={}), EventWeighting.from_settings(settings))
+    assert dict(zip(table.item_ids[table.items].tolist(), table.values.tolist())) == {"i0": 6, "i1": 1, "i2": 10}
 
 
 def test_an_erased_user_is_a_stranger_then_starts_afresh(client):

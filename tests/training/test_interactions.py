@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from chalicelib.eventlog.item import time_key
+from chalicelib.eventlog.weighting import EventWeighting, ValueTransform
 from chalicelib.training.event_arrays import EventArrays, EventCollector, EventLogSnapshot
 from chalicelib.training.interactions import interaction_table
 
@@ -51,6 +52,22 @@ def test_each_event_counts_its_types_weight_and_repeats_are_summed():
 
     assert values(table) == {("ann", "i1"): 1.0, ("ann", "i2"): 2.0, ("ann", "i3"): 4.0, ("bob", "i1"): 4.0}
     assert len(table) == 4
+
+
+def test_values_scale_the_weights_of_the_types_configured_for_it():
+    weighting = EventWeighting({"play": 1.0, "like": 4.0},
+                               {"play": ValueTransform("log1p", cap=15)})
+    events = [("ann", "i1", "play", 1), ("ann", "i1", "play", 2), ("ann", "i2", "play", 3), ("bob", "i1", "like", 1),
+              ("bob", "i2", "play", 4)]
+    users, items, types, days = zip(*events, strict=True)
+    arrays = EventArrays.from_strings(users, items, types, [day(d) for d in days], values=[3, 1, 100, 9, None])
+
+    table = interaction_table(EventLogSnapshot(events=arrays, erased={}), weighting)
+
+    # log2(1 + 3) + log2(1 + 1) = 3; 100 capped at 15: log2(16) = 4; a like's value means nothing; no value: 1
+    assert values(table) == {("ann", "i1"): 3.0, ("ann", "i2"): 4.0, ("bob", "i1"): 4.0, ("bob", "i2"): 1.0}
+    assert values(interaction_table(EventLogSnapshot(events=arrays, erased={}), {"play": 1.0, "like": 4.0})) == {
+        ("ann", "i1"): 2.0, ("ann", "i2"): 1.0, ("bob", "i1"): 4.0, ("bob", "i2"): 1.0}  # plain weights: counts
 
 
 def test_like_then_dislike_cancels_and_a_lone_dislike_is_negative_feedback():

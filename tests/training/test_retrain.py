@@ -22,7 +22,7 @@ from chalicelib.serving.recommender import Recommender
 from chalicelib.training.als import AlsParameters
 from chalicelib.training.event_arrays import EventArrays, EventLogSnapshot
 from chalicelib.training.report import write_report
-from chalicelib.training.retrain import PHASES, RetrainOptions, retrain
+from chalicelib.training.retrain import PHASES, RetrainOptions, evaluation_doubts, retrain
 from chalicelib.training.search import SearchSpace
 from chalicelib.training.sources.scan import read_event_log
 from tests.support import client_for
@@ -242,6 +242,60 @@ def test_random_split_is_used_and_reported(model_registry, tmp_path):
     assert result.counts["test"] == 120
     text = write_report(result, tmp_path)[0].read_text()
     assert "random split stratified by user" in text and "time split" not in text
+
+
+def test_identical_timestamps_are_evaluated_like_the_stratified_split(model_registry, tmp_path):
+    # Imported without their own times, every event carries the import's: "most recent" means nothing.
+    imported = snapshot_of([(user, item, SCANNED_AT) for user, item, _ in grouped_events()])
+    by_time = retrain(lambda progress: imported, model_registry, WEIGHTS, options(dry_run=True))
+    by_random = retrain(lambda progress: imported, model_registry, WEIGHTS, options(dry_run=True, split="random"))
+
+    assert by_time.metrics["split"] == "random"
+    check = by_time.metrics["split_check"]
+    assert (check["requested"], check["used"], check["tied_share"]) == ("time", "random", 1.0)
+    assert by_time.counts["test"] == by_random.counts["test"]
+    for model in ("candidate", "popularity"):
+        assert by_time.metrics[model] == pytest.approx(by_random.metrics[model], rel=1e-6)
+    assert by_time.warnings[0].startswith("timestamps cannot order the interactions")
+    assert by_time.metrics["warnings"] == by_time.warnings
+    text = write_report(by_time, tmp_path)[0].read_text()
+    assert "> **Warning:** timestamps cannot order the interactions" in text
+    assert "random split stratified by user" in text
+
+
+def test_distinct_timestamps_keep_the_time_split_and_record_the_check(model_registry):
+    result = run(model_registry)
+    assert result.metrics["split"] == "time"
+    assert result.metrics["split_check"] == {"requested": "time", "used": "time", "held_out": 120,
+                                             "decided_by_ties": 0, "tied_share": 0.0, "reason": None}
+    assert model_registry.read_manifest(result.version)["metrics"]["split_check"]["used"] == "time"
+
+
+def test_the_report_warns_of_few_evaluated_users(model_registry, tmp_path):
+    result = run(model_registry)
+
+    assert result.warnings == ["only 60 users were evaluated (fewer than 100): differences of a few hundredths "
+                               "are noise"]
+    assert model_registry.read_manifest(result.version)["metrics"]["warnings"] == result.warnings
+    text = write_report(result, tmp_path)[0].read_text()
+    assert "> **Warning:** only 60 users were evaluated" in text
+
+
+@pytest.mark.parametrize(("users", "candidate", "popularity", "expected"), [
+    (5000, 0.21, 0.09, []),
+    (5000, 0.005, 0.09, []),  # a bad candidate is the gate's business, not a doubt about the data
+    (5000, 0.0065, 0.0004, ["both score near zero"]),  # the bulk-imported play counts of the issue
+    (99, 0.21, 0.09, ["only 99 users were evaluated"]),
+    (12, 0.0, 0.0, ["only 12 users", "both score near zero"]),
+])
+def test_implausible_evaluations_are_named(users, candidate, popularity, expected):
+    doubts = evaluation_doubts(users, candidate, popularity, "ndcg@10")
+    assert len(doubts) == len(expected)
+    for doubt, words in zip(doubts, expected, strict=True):
+        assert words in doubt
+    if expected[-1:] == ["both score near zero"]:
+        assert f"(ndcg@10 {candidate:.4f}) and popularity ({popularity:.4f})" in doubts[-1]
+        assert "--split random" in doubts[-1]
 
 
 def test_keep_versions_prunes_the_oldest(model_registry, make_tiny_artifact):

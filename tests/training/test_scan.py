@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
@@ -80,7 +81,7 @@ def test_read_event_log_separates_events_from_erasure_markers(dynamodb_resources
     log.write([
         event("gone", "i2", "click", late, "g2"),
         event("u1", "i1", "like", T0 + timedelta(milliseconds=789), "a"),
-        event("u1", "i3", "view", T0 - timedelta(days=3), "b"),
+        replace(event("u1", "i3", "view", T0 - timedelta(days=3), "b"), value=2.5),
     ])
     pages: list[int] = []
     before = datetime.now(timezone.utc)
@@ -95,6 +96,8 @@ def test_read_event_log_separates_events_from_erasure_markers(dynamodb_resources
         ("u1", "i3", "view", ms(T0 - timedelta(days=3)).tolist()),
     ])
     assert snap.erased == {"gone": ms(receipt.erased_at)}
+    value_of = dict(zip(events.item_ids[events.items].tolist(), events.values.tolist()))
+    assert value_of["i3"] == 2.5 and np.isnan(value_of["i1"]) and np.isnan(value_of["i2"])  # values travel too
     assert sum(pages) == 4  # three events and one marker
     # Everything logged before the scan began is in the snapshot: that is the cutoff.
     assert before <= training_cutoff(snap) <= datetime.now(timezone.utc)

@@ -7,7 +7,7 @@ import pytest
 
 from chalicelib.errors import InvalidTrainingOptions
 from chalicelib.training.interactions import InteractionTable
-from chalicelib.training.splits import RANDOM, TIME, split, stratified_split, time_split
+from chalicelib.training.splits import MAX_TIED_SHARE, RANDOM, TIME, SplitOutcome, split, stratified_split, time_split
 
 DAY0 = np.datetime64("2026-01-01", "ms")
 
@@ -88,7 +88,7 @@ def test_time_split_keeps_negatives_and_single_interactions_in_training():
 @pytest.mark.parametrize("method", [TIME, RANDOM])
 @pytest.mark.parametrize("fraction", [0.2, 0.5, 1.0])
 def test_train_and_test_partition_the_table(method, fraction):
-    train, test = split(SMALL, method, fraction, seed=3)
+    train, test, _ = split(SMALL, method, fraction, seed=3)
 
     assert pairs(train) & pairs(test) == set()
     assert sorted(rows_of(train) + rows_of(test)) == rows_of(SMALL)
@@ -135,8 +135,8 @@ def test_stratified_split_keeps_at_least_one_positive():
 
 @pytest.mark.parametrize("method", [TIME, RANDOM])
 def test_a_validation_split_of_training_never_contains_test_rows(method):
-    train, test = split(WIDE, method, 0.25, seed=7)
-    inner, validation = split(train, method, 0.25, seed=8)
+    train, test, _ = split(WIDE, method, 0.25, seed=7)
+    inner, validation, _ = split(train, method, 0.25, seed=8)
 
     assert len(validation) > 0
     assert pairs(validation) & pairs(test) == set()
@@ -152,3 +152,58 @@ def test_a_validation_split_of_training_never_contains_test_rows(method):
 def test_unknown_split_method_is_refused():
     with pytest.raises(InvalidTrainingOptions, match="unknown split"):
         split(SMALL, "latest", 0.2, 0)
+
+
+# --- timestamps that cannot order the interactions ---------------------------------------------------
+
+
+def same_day(table: InteractionTable, users: set[str] | None = None) -> InteractionTable:
+    """*table* with every interaction of *users* (all when None) on day 0, as a bulk import stamps them."""
+    chosen = np.isin(table.user_ids[table.users], sorted(users)) if users is not None else np.ones(len(table), bool)
+    return InteractionTable(table.users, table.items, table.values, np.where(chosen, DAY0, table.last_times),
+                            table.user_ids, table.item_ids)
+
+
+def test_a_time_split_on_distinct_times_reports_no_tie():
+    _, _, outcome = split(WIDE, TIME, 0.25, seed=7)
+    assert outcome == SplitOutcome(TIME, TIME, held_out=60, tied=0)
+    assert outcome.reason is None
+
+
+def test_ties_are_broken_at_random_with_the_seed():
+    # Two of the twelve users (under MAX_TIED_SHARE) did everything on one day: their held-out items are
+    # drawn by the seed, no longer the first rows of the table.
+    table = same_day(WIDE, {"u00", "u01"})
+    held_by_seed = {seed: held_by_user(split(table, TIME, 0.25, seed)[1]) for seed in range(6)}
+    outcome = split(table, TIME, 0.25, seed=0)[2]
+    assert (outcome.used, outcome.tied, outcome.held_out) == (TIME, 10, 60)  # 5 held out of each user's 20
+    assert outcome.tied_share < MAX_TIED_SHARE
+    assert held_by_user(split(table, TIME, 0.25, 0)[1]) == held_by_seed[0]
+    assert len({tuple(held["u00"]) for held in held_by_seed.values()}) > 1
+    for held in held_by_seed.values():
+        assert len(held["u00"]) == 5 and held["u02"] == [f"p{i}" for i in range(15, 20)]  # others: by time
+
+
+def test_identical_timestamps_give_the_stratified_split_and_say_why():
+    table = same_day(WIDE)
+    train, test, outcome = split(table, TIME, 0.25, seed=7)
+    expected_train, expected_test = stratified_split(table, 0.25, seed=7)
+    assert rows_of(train) == rows_of(expected_train) and rows_of(test) == rows_of(expected_test)
+    assert (outcome.requested, outcome.used, outcome.tied, outcome.held_out) == (TIME, RANDOM, 60, 60)
+    assert "timestamps cannot order the interactions" in outcome.reason and "60 of the 60 held-out" in outcome.reason
+    assert outcome.as_dict()["tied_share"] == 1.0
+
+
+def test_the_random_split_is_never_questioned():
+    assert split(same_day(WIDE), RANDOM, 0.25, seed=7)[2] == SplitOutcome(RANDOM, RANDOM)
+
+
+def test_a_few_ties_at_the_boundary_keep_the_time_split():
+    # Like MovieLens, where users rate several films in one second: every user's boundary is inside a tie
+    # of two (days 14 and 15 equal), but time still decides the other four of their five held-out rows.
+    rows = [(f"u{user:02d}", f"p{item:02d}", 1.0, min(item, 14) if item == 15 else item)
+            for user in range(12) for item in range(20)]
+    _, test, outcome = split(table_of(rows), TIME, 0.25, seed=7)
+    assert (outcome.used, outcome.tied, outcome.held_out) == (TIME, 12, 60)
+    assert outcome.tied_share == pytest.approx(0.2)
+    assert all(set(held) >= {"p16", "p17", "p18", "p19"} for held in held_by_user(test).values())

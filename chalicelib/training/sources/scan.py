@@ -12,7 +12,7 @@ from pynamodb.connection import TableConnection
 from chalicelib.eventlog.item import EventRecord, table_connection
 from chalicelib.training.event_arrays import EventCollector, EventLogSnapshot
 
-_SCANNED_ATTRIBUTES = ["user_id", "record_key", "time_key", "item_id", "event_type", "erased_at", "received_at"]
+_SCANNED_ATTRIBUTES = ["user_id", "record_key", "time_key", "item_id", "event_type", "erased_at", "received_at", "value"]
 
 
 def _scan_segment(table: TableConnection, segment: int, total: int) -> Iterator[list[dict[str, Any]]]:
