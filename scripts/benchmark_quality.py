@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from chalicelib.eventlog.weighting import TRANSFORMS, EventWeighting, ValueTransform
 from chalicelib.training.als import fit_als
@@ -47,12 +49,52 @@ PUBLISHED = [  # MAP, nDCG@10, P@10, R@10 (Microsoft Recommenders, MovieLens-100
 ]
 
 
+def evaluate_seed(table: Any, seed: int, budget: int, folds: int, k: int = 10) -> dict[str, Any]:
+    """The protocol on one split seed: search on validation folds of the training part, then test once."""
+    started = time.perf_counter()
+    train, test = stratified_split(table, 0.25, seed)
+    # Validation folds: the protocol's 75/25 split applied again to the training part, with
+    # *folds* different seeds; a configuration scores its mean over them.
+    parts = [stratified_split(train, 0.25, seed + fold) for fold in range(folds)]
+    train_matrix, test_matrix = train.to_matrix().matrix, test.to_matrix().matrix
+    search = random_search(
+        [fit.to_matrix().matrix for fit, _ in parts], [held.to_matrix().matrix for _, held in parts],
+        budget, seed, k, SEARCH_SPACE, None,
+        on_trial=lambda trial: print(f"  seed {seed}, trial {trial.params}: validation nDCG@10 "
+                                     f"{trial.metrics['ndcg@10']:.4f}", file=sys.stderr, flush=True),
+    )
+    chosen = search.best.params
+    recommended, metrics = evaluate_ranking(*fit_als(train_matrix, chosen), train_matrix, test_matrix, k)
+    popularity = popularity_metrics(train_matrix, test_matrix, k)
+    return {
+        "seed": seed, "ndcg@10": round(metrics["ndcg@10"], 4), "map@10": round(metrics["map@10"], 4),
+        "precision@10": round(metrics["precision@10"], 4), "recall@10": round(metrics["recall@10"], 4),
+        "coverage": round(catalog_coverage(recommended, train_matrix.shape[1]), 4),
+        "popularity_ndcg@10": round(popularity["ndcg@10"], 4), "popularity_map@10": round(popularity["map@10"], 4),
+        "popularity_precision@10": round(popularity["precision@10"], 4),
+        "popularity_recall@10": round(popularity["recall@10"], 4),
+        "hyperparameters": asdict(chosen), "validation_ndcg@10": round(search.best.metrics["ndcg@10"], 4),
+        "trials": len(search.trials), "seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seeds must be integers separated by commas, got {text!r}") from None
+    if not seeds:
+        raise argparse.ArgumentTypeError("give at least one seed")
+    return seeds
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ratings", type=Path, default=SAMPLE_RATINGS, help="u.data (default: the bundled copy)")
     parser.add_argument("--budget", type=int, default=60, help="search trials on validation (default 60: all of the grid)")
     parser.add_argument("--folds", type=int, default=2, help="validation folds carved from train (default 2)")
-    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--seed", type=int, default=42, help="the split seed (default 42)")
+    parser.add_argument("--seeds", type=_seeds, help="several split seeds, e.g. 1,2,3,4,5: each, and their mean")
     parser.add_argument("--json", action="store_true", help="end with one JSON line of the figures")
     parser.add_argument("--value-transform", choices=TRANSFORMS, default="none",
                         help="what a rating's stars do to its weight (default none: every rating weighs 1)")
@@ -65,45 +107,33 @@ def main(argv: list[str] | None = None) -> int:
                                       ratings.timestamps.astype("datetime64[s]"), values=ratings.ratings.tolist())
     weighting = EventWeighting({"rating": 1.0}, {"rating": ValueTransform(args.value_transform)})
     table = interaction_table(EventLogSnapshot(events=events, erased={}), weighting)
-    train, test = stratified_split(table, 0.25, args.seed)
-    # Validation folds: the protocol's 75/25 split applied again to the training part, with
-    # --folds different seeds; a configuration scores its mean over them.
-    folds = [stratified_split(train, 0.25, args.seed + fold) for fold in range(args.folds)]
-    train_matrix, test_matrix = train.to_matrix().matrix, test.to_matrix().matrix
-
-    search = random_search(
-        [fit.to_matrix().matrix for fit, _ in folds], [held.to_matrix().matrix for _, held in folds],
-        args.budget, args.seed, k, SEARCH_SPACE, None,
-        on_trial=lambda trial: print(f"  trial {trial.params}: validation nDCG@10 {trial.metrics['ndcg@10']:.4f}",
-                                     file=sys.stderr, flush=True),
-    )
-    chosen = search.best.params
-    recommended, metrics = evaluate_ranking(*fit_als(train_matrix, chosen), train_matrix, test_matrix, k)
-    metrics["coverage"] = catalog_coverage(recommended, train_matrix.shape[1])
-    popularity = popularity_metrics(train_matrix, test_matrix, k)
+    seeds = args.seeds or [args.seed]
+    results = [evaluate_seed(table, seed, args.budget, args.folds, k) for seed in seeds]
+    mean = {name: round(statistics.fmean(result[name] for result in results), 4)
+            for name in ("ndcg@10", "map@10", "precision@10", "recall@10", "popularity_ndcg@10", "popularity_map@10",
+                         "popularity_precision@10", "popularity_recall@10")}
     elapsed = time.perf_counter() - started
 
-    print(f"MovieLens-100k, stratified 75/25 split (seed {args.seed}), top-{k}, every rating an interaction; "
-          f"{search.target} chosen on {args.folds} validation folds over {len(search.trials)} trials; {elapsed:.0f} s")
-    print(f"chosen: {asdict(chosen)} (validation nDCG@10 {search.best.metrics['ndcg@10']:.4f})")
+    print(f"MovieLens-100k, stratified 75/25 split (seed{'s' if len(seeds) > 1 else ''} "
+          f"{', '.join(map(str, seeds))}), top-{k}, every rating an interaction; nDCG@10 chosen on {args.folds} "
+          f"validation folds over {args.budget} trials a seed; {elapsed:.0f} s")
+    for result in results:
+        print(f"seed {result['seed']}: chosen {result['hyperparameters']} (validation nDCG@10 "
+              f"{result['validation_ndcg@10']:.4f}): nDCG@10 {result['ndcg@10']:.4f}, MAP@10 {result['map@10']:.4f}")
     print()
+    label = "ours: ALS (implicit)" + (" mean" if len(seeds) > 1 else "")
     print(f"| {'algorithm':24s} | MAP    | nDCG@10 | P@10   | R@10   |")
     print(f"|{'-' * 26}|--------|---------|--------|--------|")
-    print(f"| {'ours: ALS (implicit)':24s} | {metrics['map@10']:.4f} | {metrics['ndcg@10']:.4f}  | "
-          f"{metrics['precision@10']:.4f} | {metrics['recall@10']:.4f} |")
+    print(f"| {label:24s} | {mean['map@10']:.4f} | {mean['ndcg@10']:.4f}  | "
+          f"{mean['precision@10']:.4f} | {mean['recall@10']:.4f} |")
     for name, map_, ndcg, precision, recall in PUBLISHED:
         print(f"| {name:24s} | {map_:.4f} | {ndcg:.4f}  | {precision:.4f} | {recall:.4f} |")
-    print(f"| {'popularity (ours)':24s} | {popularity['map@10']:.4f} | {popularity['ndcg@10']:.4f}  | "
-          f"{popularity['precision@10']:.4f} | {popularity['recall@10']:.4f} |")
+    print(f"| {'popularity (ours)':24s} | {mean['popularity_map@10']:.4f} | {mean['popularity_ndcg@10']:.4f}  | "
+          f"{mean['popularity_precision@10']:.4f} | {mean['popularity_recall@10']:.4f} |")
     if args.json:
-        print(json.dumps({
-            "ndcg@10": round(metrics["ndcg@10"], 4), "map@10": round(metrics["map@10"], 4),
-            "precision@10": round(metrics["precision@10"], 4), "recall@10": round(metrics["recall@10"], 4),
-            "coverage": round(metrics["coverage"], 4),
-            "popularity_ndcg@10": round(popularity["ndcg@10"], 4), "popularity_map@10": round(popularity["map@10"], 4),
-            "hyperparameters": asdict(chosen), "validation_ndcg@10": round(search.best.metrics["ndcg@10"], 4),
-            "trials": len(search.trials), "seconds": round(elapsed, 1), "value_transform": args.value_transform,
-        }))
+        figures = results[0] if len(results) == 1 else {**mean, "seeds": seeds, "per_seed": results}
+        print(json.dumps({**figures, "folds": args.folds, "budget": args.budget, "seconds": round(elapsed, 1),
+                          "value_transform": args.value_transform}))
     return 0
 
 
