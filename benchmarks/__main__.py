@@ -131,9 +131,10 @@ def table(results: dict[str, Any]) -> str:
     lines += scaling_tables(results["figures"])
     quality = results["figures"]
     if "Q1_ndcg_at_10" in quality:
+        folds = quality.get("Q1_validation_folds", 2)
         lines += ["", f"Q1 (MovieLens-100k protocol, mean over split seeds {quality['Q1_seeds']}, search budget "
-                      f"{quality['Q1_search_budget']} on validation): nDCG@10 {quality['Q1_ndcg_at_10']:.4f}, "
-                      f"MAP@10 {quality['Q1_map_at_10']:.4f} (popularity nDCG@10 "
+                      f"{quality['Q1_search_budget']} on {folds} validation folds): "
+                      f"nDCG@10 {quality['Q1_ndcg_at_10']:.4f}, MAP@10 {quality['Q1_map_at_10']:.4f} (popularity nDCG@10 "
                       f"{quality['Q1_popularity_ndcg_at_10']:.4f})."]
     return "\n".join(lines) + "\n"
 

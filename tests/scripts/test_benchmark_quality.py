@@ -1,0 +1,39 @@
+"""scripts/benchmark_quality.py: several split seeds, each reported, and their mean."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from chalicelib.training.sources.movielens import SAMPLE_RATINGS
+from tests.support import load_script
+
+quality_cli = load_script("benchmark_quality")
+
+
+@pytest.fixture
+def ratings(tmp_path):
+    """The first 20 000 ratings of MovieLens-100k: enough users with test items, quick to fit."""
+    path = tmp_path / "u.data"
+    path.write_text("".join(SAMPLE_RATINGS.read_text().splitlines(keepends=True)[:20_000]))
+    return path
+
+
+def test_several_seeds_are_each_reported_and_averaged(ratings, capsys):
+    assert quality_cli.main(["--ratings", str(ratings), "--seeds", "1,2", "--budget", "1", "--folds", "1",
+                             "--json"]) == 0
+
+    out = capsys.readouterr().out
+    figures = json.loads(out.strip().splitlines()[-1])
+    assert figures["seeds"] == [1, 2] and [seed["seed"] for seed in figures["per_seed"]] == [1, 2]
+    for name in ("ndcg@10", "map@10", "popularity_ndcg@10"):
+        assert figures[name] == pytest.approx(sum(seed[name] for seed in figures["per_seed"]) / 2, abs=1e-4)
+    assert figures["per_seed"][0]["ndcg@10"] != figures["per_seed"][1]["ndcg@10"]  # two different splits
+    assert "seed 1: chosen" in out and "seed 2: chosen" in out and "ours: ALS (implicit) mean" in out
+
+
+def test_seeds_must_be_integers(capsys):
+    with pytest.raises(SystemExit):
+        quality_cli.main(["--seeds", "1,two"])
+    assert "seeds must be integers separated by commas" in capsys.readouterr().err
