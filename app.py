@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from chalice import Chalice
 
-from chalicelib.api import catalog, chat, docs, events, recommendations, widget
+from chalicelib.api import catalog, chat, docs, events, recommendations, schedule, widget
 from chalicelib.config import APP_NAME
 
 # Logs are powertools JSON lines (chalicelib.telemetry), not chalice's plain text.
@@ -19,3 +19,4 @@ app.register_blueprint(catalog.blueprint)
 app.register_blueprint(chat.blueprint)
 app.register_blueprint(docs.blueprint)
 app.register_blueprint(widget.blueprint)
+app.register_blueprint(schedule.blueprint)

@@ -59,6 +59,40 @@ class ApiKeyConfig:
 
 
 @dataclass(frozen=True)
+class RetrainJobConfig:
+    """The retraining job the daily schedule starts (``RETRAIN_JOB``).
+
+    ``engine`` ``ecs``: a Fargate task of ``task_definition`` on ``cluster``
+    in ``subnets`` with ``security_groups``, its ``container`` running
+    ``command`` (the single-machine engine, ``scripts/retrain.py``).
+    ``emr-serverless``: a Spark job run on ``application_id`` as
+    ``execution_role_arn``, submitting ``entry_point`` with ``arguments``.
+    """
+
+    engine: str
+    cluster: str | None = None
+    task_definition: str | None = None
+    subnets: tuple[str, ...] = ()
+    security_groups: tuple[str, ...] = ()
+    container: str | None = None
+    command: tuple[str, ...] = ()
+    application_id: str | None = None
+    execution_role_arn: str | None = None
+    entry_point: str | None = None
+    arguments: tuple[str, ...] = ()
+    spark_submit_parameters: str | None = None
+
+    def as_json(self) -> dict[str, object]:
+        """The configuration back as the JSON ``RETRAIN_JOB`` holds."""
+        fields = {"engine": self.engine, "cluster": self.cluster, "task_definition": self.task_definition,
+                  "subnets": list(self.subnets), "security_groups": list(self.security_groups),
+                  "container": self.container, "command": list(self.command), "application_id": self.application_id,
+                  "execution_role_arn": self.execution_role_arn, "entry_point": self.entry_point,
+                  "arguments": list(self.arguments), "spark_submit_parameters": self.spark_submit_parameters}
+        return {name: value for name, value in fields.items() if value not in (None, [])}
+
+
+@dataclass(frozen=True)
 class SigningSecretConfig:
     """A user-token signing secret: inline (``value``) or by reference (``secret_arn`` in Secrets Manager)."""
 
@@ -109,6 +143,10 @@ class Settings:
     aws_connect_timeout_seconds: float = 0.5
     aws_read_timeout_seconds: float = 1.5
     history_verb: str = "viewed"
+    #: The job the daily schedule starts to retrain (None: no scheduled retraining).
+    retrain_job: RetrainJobConfig | None = None
+    #: Where the ECS and EMR Serverless calls that start it go (None: AWS; the local stage: moto).
+    jobs_endpoint_url: str | None = None
 
     @property
     def aws_call_seconds(self) -> float:
@@ -212,6 +250,49 @@ def _event_values(env: Mapping[str, str], weighted_types: set[str]) -> tuple[tup
             raise ConfigError(f"EVENT_VALUES: cap of {event_type!r} must be a number > 0, got {cap!r}")
         checked.append((event_type, kind, None if cap is None else float(cap)))
     return tuple(checked)
+
+
+#: What each engine of RETRAIN_JOB needs, and what it may have.
+_RETRAIN_JOB_FIELDS = {
+    "ecs": ({"cluster", "task_definition", "subnets", "container"}, {"security_groups", "command"}),
+    "emr-serverless": ({"application_id", "execution_role_arn", "entry_point"},
+                       {"arguments", "spark_submit_parameters"}),
+}
+_DEFAULT_RETRAIN_COMMAND = ("python", "scripts/retrain.py", "--stage", "prod")
+
+
+def _retrain_job(env: Mapping[str, str]) -> RetrainJobConfig | None:
+    raw = env.get("RETRAIN_JOB", "").strip()
+    if not raw:
+        return None
+    try:
+        entry = json.loads(raw)
+    except ValueError as exc:
+        raise ConfigError(f"RETRAIN_JOB must be a JSON object: {exc}") from None
+    if not isinstance(entry, dict) or entry.get("engine") not in _RETRAIN_JOB_FIELDS:
+        raise ConfigError(f"RETRAIN_JOB must be a JSON object whose engine is one of {', '.join(_RETRAIN_JOB_FIELDS)}")
+    required, optional = _RETRAIN_JOB_FIELDS[entry["engine"]]
+    fields = {name: value for name, value in entry.items() if name != "engine"}
+    missing, unknown = sorted(required - set(fields)), sorted(set(fields) - required - optional)
+    if missing or unknown:
+        raise ConfigError(f"RETRAIN_JOB ({entry['engine']}): " + "; ".join(
+            part for part in (missing and f"missing {', '.join(missing)}", unknown and f"unknown {', '.join(unknown)}")
+            if part))
+    for name, value in fields.items():
+        is_list = name in ("subnets", "security_groups", "command", "arguments")
+        if is_list and not (isinstance(value, list) and all(isinstance(v, str) and v for v in value)):
+            raise ConfigError(f"RETRAIN_JOB: {name} must be a list of non-empty strings")
+        if not is_list and not (isinstance(value, str) and value.strip()):
+            raise ConfigError(f"RETRAIN_JOB: {name} must be a non-empty string")
+    if entry["engine"] == "ecs" and not fields["subnets"]:
+        raise ConfigError("RETRAIN_JOB: a Fargate task needs at least one subnet")
+    if entry["engine"] == "emr-serverless" and not fields["entry_point"].startswith("s3://"):
+        raise ConfigError("RETRAIN_JOB: entry_point must be the s3:// address of the job's script")
+    lists = {name: tuple(fields[name]) for name in ("subnets", "security_groups", "command", "arguments")
+             if name in fields}
+    if entry["engine"] == "ecs":
+        lists.setdefault("command", _DEFAULT_RETRAIN_COMMAND)
+    return RetrainJobConfig(engine=entry["engine"], **{**fields, **lists})
 
 
 def _json_list(env: Mapping[str, str], name: str) -> list:
@@ -350,6 +431,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         aws_connect_timeout_seconds=_positive_float(env, "AWS_CONNECT_TIMEOUT_SECONDS", "0.5"),
         aws_read_timeout_seconds=_positive_float(env, "AWS_READ_TIMEOUT_SECONDS", "1.5"),
         history_verb=_history_verb(env),
+        retrain_job=_retrain_job(env),
+        jobs_endpoint_url=_optional_url(env, "JOBS_ENDPOINT_URL"),
     )
     if settings.aws_call_seconds > settings.request_deadline_seconds:
         # Requests refuse to start an AWS call that could outlast their deadline: every write would fail.
@@ -410,6 +493,8 @@ def environment_of(settings: Settings) -> dict[str, str]:
         "AWS_CONNECT_TIMEOUT_SECONDS": repr(settings.aws_connect_timeout_seconds),
         "AWS_READ_TIMEOUT_SECONDS": repr(settings.aws_read_timeout_seconds),
         "EXPLAIN_HISTORY_VERB": settings.history_verb,
+        "RETRAIN_JOB": json.dumps(settings.retrain_job.as_json()) if settings.retrain_job else "",
+        "JOBS_ENDPOINT_URL": settings.jobs_endpoint_url or "",
     }
 
 

@@ -203,6 +203,10 @@ class InvalidTrainingOptions(TrainingError):
     """Training options out of their allowed values (an unknown split, for instance)."""
 
 
+class RetrainJobNotStarted(RecommenderError):
+    """The scheduled retraining job could not be started (AWS refused or did not answer)."""
+
+
 _HTTP_STATUS: dict[type[RecommenderError], int] = {
     MissingApiKey: 401,
     AccessDenied: 403,

@@ -38,6 +38,7 @@ from chalicelib.eventlog.item import EventRecord, ensure_table, event_model, tab
 from chalicelib.eventlog.log import EventLog
 from chalicelib.eventlog.rules import EventRules
 from chalicelib.eventlog.weighting import EventWeighting
+from chalicelib.jobs.retrain import RetrainJob, retrain_job
 from chalicelib.models.registry import ModelRegistry
 from chalicelib.models.store import ModelStore
 from chalicelib.serving.answers import Answers
@@ -186,6 +187,15 @@ class Resources:
                          approximate_min_items=self.settings.approximate_search_min_items)
 
     @functools.cached_property
+    def retrain_job(self) -> RetrainJob | None:
+        """The job the daily schedule starts (``RETRAIN_JOB``), None when none is configured."""
+        config = self.settings.retrain_job
+        if config is None:
+            return None
+        service = "ecs" if config.engine == "ecs" else "emr-serverless"
+        return retrain_job(config, _jobs_client(service, self.settings.region, self.settings.jobs_endpoint_url))
+
+    @functools.cached_property
     def personalizer(self) -> Personalizer:
         """Recommendations for users, following their latest events."""
         config = self.settings
@@ -239,6 +249,13 @@ def _s3_client(region: str, endpoint_url: str | None, serving_timeouts: tuple[fl
     # boto3 clients are thread-safe; a new session per client keeps credentials resolution independent.
     config = _serving_config(*serving_timeouts) if serving_timeouts else _CLIENT_CONFIG
     return boto3.session.Session().client("s3", region_name=region, endpoint_url=endpoint_url, config=config)
+
+
+@functools.cache
+def _jobs_client(service: str, region: str, endpoint_url: str | None) -> Any:
+    # Outside requests (the daily schedule): the scripts' timeouts and retries.
+    return boto3.session.Session().client(service, region_name=region, endpoint_url=endpoint_url,
+                                          config=_CLIENT_CONFIG)
 
 
 @functools.cache
