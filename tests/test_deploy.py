@@ -84,11 +84,17 @@ def test_numpy_is_a_version_chalice_can_bundle_for_lambda(package):
     assert (major, minor) < (2, 3)
 
 
+#: cfn-lint resolves RetrainPassRoleArns to its empty default and finds no ARN there; the statement that
+#: uses it exists only under the condition ScheduledRetrain, that is when the job's parameters are given.
+EXPECTED_LINT = {("W1030", ("Parameters", "RetrainPassRoleArns", "Default"))}
+
+
 def test_cloudformation_accepts_the_template(package):
     """cfn-lint checks every resource's properties against CloudFormation's own schemas."""
-    result = subprocess.run([str(Path(sys.executable).with_name("cfn-lint")), str(package / "sam.json")],
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stdout + result.stderr
+    result = subprocess.run([str(Path(sys.executable).with_name("cfn-lint")), "--format", "json",
+                             str(package / "sam.json")], capture_output=True, text=True, timeout=300)
+    findings = {(match["Rule"]["Id"], tuple(match["Location"]["Path"])) for match in json.loads(result.stdout or "[]")}
+    assert findings <= EXPECTED_LINT, result.stdout + result.stderr
 
 
 def test_the_model_bucket_is_versioned_encrypted_private_and_kept(template):
@@ -200,14 +206,60 @@ def test_the_role_may_do_only_what_the_code_does_on_the_stacks_resources_only(te
             assert referenced and all(name in template["Resources"] for name in referenced), resource
 
 
-def test_the_packaged_role_is_the_stages_policy(template):
-    config = json.loads((CHALICE_DIR / "config.json").read_text())
-    policy = json.loads((CHALICE_DIR / config["stages"]["prod"]["iam_policy_file"]).read_text())
-    roles = [resource for resource in template["Resources"].values() if resource["Type"] == "AWS::IAM::Role"]
+def test_each_packaged_role_is_its_functions_policy(template):
+    config = json.loads((CHALICE_DIR / "config.json").read_text())["stages"]["prod"]
+    expected = {"APIHandler": config["iam_policy_file"],
+                "DailyRetrain": config["lambda_functions"]["daily_retrain"]["iam_policy_file"]}
+    roles = {name for name, resource in template["Resources"].items() if resource["Type"] == "AWS::IAM::Role"}
 
-    assert len(roles) == 1
-    assert [p["PolicyDocument"] for p in roles[0]["Properties"]["Policies"]] == [policy]
-    assert "ManagedPolicyArns" not in roles[0]["Properties"]
+    assert len(roles) == 2  # the API's, and the daily retraining's, which shares nothing with it
+    for function, policy_file in expected.items():
+        role_name = template["Resources"][function]["Properties"]["Role"]["Fn::GetAtt"][0]
+        role = template["Resources"][role_name]["Properties"]
+        assert [p["PolicyDocument"] for p in role["Policies"]] == [json.loads((CHALICE_DIR / policy_file).read_text())]
+        assert "ManagedPolicyArns" not in role
+    assert {template["Resources"][function]["Properties"]["Role"]["Fn::GetAtt"][0] for function in expected} == roles
+
+
+#: What the daily retraining function calls, and why: nothing of the API's.
+ACTIONS_OF_THE_DAILY_RETRAIN = {
+    "logs:CreateLogStream", "logs:PutLogEvents",  # its log lines
+    "ecs:RunTask", "emr-serverless:StartJobRun",  # the one job (chalicelib/jobs/retrain.py)
+    "iam:PassRole",                               # the roles that job runs as
+}
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_the_daily_retrain_may_start_the_one_job_and_nothing_else(template, stage):
+    config = json.loads((CHALICE_DIR / "config.json").read_text())["stages"][stage]
+    policy = json.loads((CHALICE_DIR / config["lambda_functions"]["daily_retrain"]["iam_policy_file"]).read_text())
+    [logs, *job] = policy["Statement"]
+
+    # Without a job to start (RetrainJobResourceArn left empty) the role may only write its own logs.
+    assert logs["Resource"] == [{"Fn::GetAtt": ["DailyRetrainLogGroup", "Arn"]}]
+    assert all(set(entry) == {"Fn::If"} and entry["Fn::If"][0] == "ScheduledRetrain"
+               and entry["Fn::If"][2] == {"Ref": "AWS::NoValue"} for entry in job)
+    statements = [logs, *(entry["Fn::If"][1] for entry in job)]
+    assert {action for statement in statements for action in statement["Action"]} == ACTIONS_OF_THE_DAILY_RETRAIN
+    assert all(statement["Effect"] == "Allow" and "NotAction" not in statement for statement in statements)
+    resources = {json.dumps(statement["Resource"]) for statement in statements[1:]}
+    assert resources == {json.dumps([{"Ref": "RetrainJobResourceArn"}]), json.dumps({"Ref": "RetrainPassRoleArns"})}
+    for parameter in ("RetrainJob", "RetrainJobResourceArn", "RetrainPassRoleArns"):
+        assert template["Parameters"][parameter]["Default"] == ""
+
+
+@pytest.mark.parametrize("retrain_job", ["", json.dumps({"engine": "ecs", "cluster": "recommender",
+                                                        "task_definition": "recommender-retrain:3",
+                                                        "subnets": ["subnet-0a1b2c"], "container": "retrain"})])
+def test_the_daily_retrain_runs_daily_with_what_the_stack_gives_it(template, retrain_job):
+    function = template["Resources"]["DailyRetrain"]["Properties"]
+    [event] = function["Events"].values()
+    assert event == {"Type": "Schedule", "Properties": {"Schedule": "cron(0 3 * * ? *)"}}
+    given = {name: retrain_job if value == {"Ref": "RetrainJob"} else _resolve(value)
+             for name, value in function["Environment"]["Variables"].items()}
+    settings = load_settings({**stage_environment("prod"), **given})
+    assert settings.model_bucket == "resolved-ModelBucket"
+    assert (settings.retrain_job is not None) == bool(retrain_job)
 
 
 def _resolve(value):

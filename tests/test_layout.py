@@ -16,17 +16,18 @@ CHALICELIB = Path(__file__).resolve().parents[1] / "chalicelib"
 
 #: Folder (or module) -> the parts of chalicelib it must not import.
 FORBIDDEN = {
-    "models": {"api", "serving", "eventlog", "training", "resources"},
-    "eventlog": {"api", "serving", "models", "training", "resources"},
-    "serving": {"api", "training", "resources"},
+    "models": {"api", "serving", "eventlog", "training", "resources", "jobs"},
+    "eventlog": {"api", "serving", "models", "training", "resources", "jobs"},
+    "serving": {"api", "training", "resources", "jobs"},
     "api": {"training"},
     "resources": {"api", "training"},
-    "training": {"api", "resources"},
+    "training": {"api", "resources", "jobs"},
     "catalog": {"api", "serving", "models", "training", "resources"},
     "access": {"api", "serving", "models", "eventlog", "training", "resources"},
     "config": {"api", "serving", "models", "eventlog", "training", "resources"},
     "errors": {"api", "serving", "models", "eventlog", "training", "resources", "config"},
     "deadlines": {"api", "serving", "models", "eventlog", "training", "resources", "config", "errors", "access"},
+    "jobs": {"api", "serving", "models", "eventlog", "training", "resources", "catalog", "access"},
 }
 #: Libraries only training may import (Lambda bundle size and cold start).
 TRAINING_ONLY = {"scipy", "implicit", "threadpoolctl", "matplotlib", "tqdm"}
