@@ -47,21 +47,24 @@ def server(faulty_settings, moto_server, dynamodb_endpoint, tmp_path, make_tiny_
         (tmp_path / name).symlink_to(PROJECT_DIR / name)
     write_stage_config(tmp_path, "load", settings)
     port = free_port()
+    # Kept for the test's failure message: a 500 from chalice local means an exception escaped a view.
+    log = (tmp_path / "server.log").open("w")
     process = subprocess.Popen(
         [str(Path(sys.executable).with_name("chalice")), "local", "--no-autoreload", "--stage", "load", "--host", "127.0.0.1",
          "--port", str(port)],
         cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(PROJECT_DIR)},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_until_listening(port, timeout=60, process=process)
-        yield f"http://127.0.0.1:{port}", direct
+        yield f"http://127.0.0.1:{port}", direct, tmp_path / "server.log"
     finally:
         process.terminate()
         process.wait(timeout=10)
+        log.close()
 
 
 def test_under_load_with_dynamodb_failing_mid_run_nothing_is_lost_or_doubled(server, dynamodb_proxy):
-    base, direct = server
+    base, direct, server_log = server
     sent: set[tuple[str, str]] = set()
     lock = threading.Lock()
     statuses: Counter[int] = Counter()
@@ -136,7 +139,14 @@ def test_under_load_with_dynamodb_failing_mid_run_nothing_is_lost_or_doubled(ser
     print(f"\n{len(latencies)} requests in {duration:.1f} s ({len(latencies) / duration:.0f}/s) by {CLIENTS} clients; "
           f"p50 {p50:.1f} ms, p99 {p99:.1f} ms, slowest {max(latencies) * 1000:.0f} ms; statuses {dict(statuses)}; "
           f"events sent {len(sent)} (unique), stored {len(stored)}")
-    assert wrong == []
+    assert wrong == [], _tracebacks(server_log)
     # The fault hit requests under way (reads answer from the model alone; writes may get a 503)...
     assert any(start < FAULT_FROM + FAULT_FOR and start + took > FAULT_FROM for start, took in spans)
     assert stored == sent  # ...and yet every event sent is stored, once
+
+
+def _tracebacks(log: Path) -> str:
+    """The server's tracebacks (what escaped a view), for a failure message."""
+    lines = log.read_text(errors="replace").splitlines()
+    starts = [number for number, line in enumerate(lines) if line.startswith("Traceback")]
+    return "\n".join("\n".join(lines[start:start + 40]) for start in starts[:3]) or "no traceback in the server's log"
