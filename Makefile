@@ -16,9 +16,11 @@ STAGE ?= dev
 demo: $(STAMP) node docs-ui
 	$(PY) -m local_aws.demo
 
+# One OpenMP and BLAS thread per process: the workers share the cores, and an ALS fit in one worker
+# using them all starved the timed load and fault tests of the other.
 test: $(STAMP) node docs-ui browser
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest -n auto --maxprocesses 4 --dist loadgroup $(PYTEST_ARGS)
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(PY) -m pytest -n auto --maxprocesses 4 --dist loadgroup $(PYTEST_ARGS)
 
 # Every benchmark, with ratios against baselines measured in the same run (README, Performance).
 bench: $(STAMP) node
