@@ -50,8 +50,16 @@ class ValueTransform:
         return units if self.kind == LINEAR else np.log1p(units) / math.log(2.0)
 
     def factor(self, value: float | None) -> float:
-        """The weight factor of one event's *value* (None: no value)."""
-        return float(self.factors(np.array([np.nan if value is None else value]))[0])
+        """The weight factor of one event's *value* (None: no value), as :meth:`factors` computes it.
+
+        Plain float arithmetic: real-time fold-in weighs each recent event of a request this way.
+        """
+        if self.kind == NONE:
+            return 1.0
+        units = 1.0 if value is None or math.isnan(value) else max(float(value), 0.0)
+        if self.cap is not None:
+            units = min(units, self.cap)
+        return units if self.kind == LINEAR else math.log1p(units) / math.log(2.0)
 
     def describe(self) -> dict[str, object]:
         """The transform as plain JSON values."""
