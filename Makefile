@@ -11,14 +11,14 @@ CHROMIUM := /usr/bin/chromium
 
 STAGE ?= dev
 
-.PHONY: demo test bench venv node docs-ui browser package clean
+.PHONY: demo test bench venv node docs-ui browser java package clean
 
 demo: $(STAMP) node docs-ui
 	$(PY) -m local_aws.demo
 
 # One OpenMP and BLAS thread per process: the workers share the cores, and an ALS fit in one worker
 # using them all starved the timed load and fault tests of the other.
-test: $(STAMP) node docs-ui browser
+test: $(STAMP) node docs-ui browser java
 	$(VENV)/bin/ruff check .
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(PY) -m pytest -n auto --maxprocesses 4 --dist loadgroup $(PYTEST_ARGS)
 
@@ -33,7 +33,7 @@ $(STAMP): pyproject.toml requirements.txt Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	# chalice 1.34 requires pip < 26.3 (it runs pip to build the Lambda bundle).
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade 'pip<26.3'
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[train,dev,mcp]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[train,dev,mcp,spark]'
 	touch $@
 
 # dynalite needs Node.js >= 20; without it the demo and the tests fall back to moto.
@@ -58,6 +58,18 @@ browser:
 	else \
 		echo "warning: $(CHROMIUM) not found; tests/test_browser.py will skip (and fail in CI)" \
 			"(as root: apt-get install -y --no-install-recommends chromium)"; \
+	fi
+
+# Java for the Spark engine's tests (pyspark runs Spark in a JVM; Spark 4 needs Java 17 or newer).
+# Installed as root where apt-get is and java is not; elsewhere the Spark tests skip (and fail in CI).
+java:
+	@if command -v java >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing Debian's OpenJDK 17 for the Spark engine's tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			openjdk-17-jre-headless || echo "warning: apt-get could not install Java; the Spark tests will skip"; \
+	else \
+		echo "warning: java not found; the Spark engine's tests will skip (and fail in CI)"; \
 	fi
 
 # Swagger UI for /docs, from the npm package swagger-ui-dist, copied into chalicelib so that

@@ -2,6 +2,7 @@
 
   python scripts/retrain.py                 # the demo's stack (stage "local")
   python scripts/retrain.py --stage prod --from-export s3://bucket/exports/events
+  spark-submit scripts/retrain.py --engine spark --stage prod --from-export s3://...   # Spark MLlib fits
 
 Reads every event (parallel Scan, or a DynamoDB export in S3), builds the
 user x item matrix, holds out each user's latest interactions (or a random
@@ -31,6 +32,7 @@ from chalicelib.config import PROJECT_DIR, settings_for_stage
 from chalicelib.errors import RecommenderError
 from chalicelib.eventlog.weighting import EventWeighting
 from chalicelib.resources import Resources
+from chalicelib.training.engine import ENGINE_NAMES, training_engine
 from chalicelib.training.report import write_report
 from chalicelib.training.retrain import Progress, RetrainOptions, retrain
 from chalicelib.training.sources.export import read_export
@@ -86,6 +88,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--approximate-index-min-items", type=int, default=defaults.approximate_index_min_items,
                         metavar="N", help="build an approximate top-N index into models of at least N items "
                         f"(default {defaults.approximate_index_min_items:,}; -1: never)")
+    parser.add_argument("--engine", choices=ENGINE_NAMES, default="implicit",
+                        help="what fits ALS: implicit on this machine (default), or Spark MLlib (README, Scale)")
+    parser.add_argument("--spark-master", metavar="URL",
+                        help="with --engine spark: the master (e.g. local[4]); default: what spark-submit sets, "
+                             "else local[*]")
+    parser.add_argument("--spark-checkpoint-dir", metavar="URI",
+                        help="with --engine spark on a cluster: where ALS checkpoints (s3://... or hdfs://...)")
     parser.add_argument("--force", action="store_true", help="publish even if the gate refuses (recorded)")
     parser.add_argument("--dry-run", action="store_true", help="do everything except publish")
     args = parser.parse_args(argv)
@@ -110,8 +119,11 @@ def main(argv: list[str] | None = None) -> int:
         else:
             def read(progress: Callable[[int], None]):
                 return read_event_log(resources.scan_table, progress, segments=args.segments)
-        print(f"retraining from {args.from_export or settings.events_table} (stage {args.stage})", flush=True)
-        result = retrain(read, registry, EventWeighting.from_settings(settings), options, BarProgress())
+        print(f"retraining from {args.from_export or settings.events_table} (stage {args.stage}, "
+              f"engine {args.engine})", flush=True)
+        with training_engine(args.engine, args.spark_master,
+                             spark_checkpoint_dir=args.spark_checkpoint_dir) as engine:
+            result = retrain(read, registry, EventWeighting.from_settings(settings), options, BarProgress(), engine)
         text_path, chart_path = write_report(result, report_dir)
         if result.published:
             registry.put_file(result.version, "report.md", text_path.read_bytes(), "text/markdown")

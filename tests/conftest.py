@@ -7,8 +7,10 @@ that are not fixtures live in ``tests/support.py``.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
+import shutil
 import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -22,7 +24,7 @@ from chalicelib.models.registry import ModelRegistry
 from chalicelib.resources import Resources, reset_app_resources
 from local_aws.stack import FAKE_CREDENTIALS, DynaliteServer, MotoServer, dynalite_unavailable_reason
 from tests.faults import FaultProxy
-from tests.support import TEST_KEYS, client_for, tiny_artifact
+from tests.support import TEST_KEYS, client_for, skip_unless_ci, tiny_artifact
 
 DYNAMODB_ENGINES = ["dynalite", "moto"]
 
@@ -310,3 +312,29 @@ def sample_client(sample_stack, tmp_path: Path) -> Iterator[object]:
 def sample_catalog(sample_stack) -> dict:
     """The ``sample_stack`` catalog's items, by id."""
     return sample_stack[1]
+
+
+def spark_unavailable_reason() -> str | None:
+    """Why the Spark engine cannot run here (None: it can)."""
+    if importlib.util.find_spec("pyspark") is None:
+        return "pyspark is not installed: `pip install -e '.[spark]'` (`make venv` does it)"
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        return "no Java: Spark needs Java 17 or newer (`apt-get install -y openjdk-17-jre-headless`)"
+    return None
+
+
+#: Every test that uses Spark runs in one pytest-xdist worker, which starts the JVM once.
+SPARK_GROUP = pytest.mark.xdist_group("spark")
+
+
+@pytest.fixture(scope="session")
+def spark_engine() -> Iterator[object]:
+    """The Spark engine on ``local[2]`` (skipped where Spark cannot run, except in CI, where that fails)."""
+    skip_unless_ci("the Spark engine's tests", spark_unavailable_reason())
+    from chalicelib.training.spark_als import SparkAlsEngine
+
+    engine = SparkAlsEngine("local[2]", {"spark.ui.enabled": "false", "spark.driver.host": "127.0.0.1",
+                                         "spark.driver.bindAddress": "127.0.0.1", "spark.sql.shuffle.partitions": "2"})
+    yield engine
+    engine.close()
+

@@ -10,6 +10,7 @@ import contextlib
 import functools
 import importlib.util
 import json
+import os
 import socket
 import threading
 from collections import Counter
@@ -21,6 +22,7 @@ from urllib.parse import parse_qsl
 
 import boto3
 import numpy as np
+import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 from pynamodb.exceptions import GetError, PutError
@@ -454,3 +456,13 @@ def silent_endpoint() -> Iterator[tuple[str, list[socket.socket]]]:
         for connection in held:
             connection.close()
         listener.close()
+
+
+def skip_unless_ci(what: str, reason: str | None) -> None:
+    """Skip the test when *reason* says why *what* cannot run here; in CI (``CI`` set), fail instead."""
+    if reason is None:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"{what} cannot run in CI: {reason}")
+    pytest.skip(reason)
+

@@ -9,14 +9,13 @@ skips saying how to install it, except in CI, where it fails.
 from __future__ import annotations
 
 import importlib.util
-import os
 from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import urlencode
 
 import pytest
 
-from tests.support import PUBLISHABLE_KEY
+from tests.support import PUBLISHABLE_KEY, skip_unless_ci
 
 CHROMIUM = Path("/usr/bin/chromium")
 #: Headless, as root, on a machine whose only network is loopback: nothing of Chromium's own calls out.
@@ -38,11 +37,7 @@ def browser_unavailable_reason() -> str | None:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    reason = browser_unavailable_reason()
-    if reason is not None:
-        if os.environ.get("CI"):
-            pytest.fail(f"the browser test cannot run in CI: {reason}")
-        pytest.skip(reason)
+    skip_unless_ci("the browser test", browser_unavailable_reason())
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

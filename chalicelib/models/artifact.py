@@ -172,6 +172,16 @@ class ModelArtifact:
         """The confidence scaling training used, which real-time fold-in must use too."""
         return float(self.hyperparameters["alpha"])
 
+    @property
+    def fold_in_conventions(self) -> dict[str, Any]:
+        """How training turned values into confidences and scaled λ (keyword arguments of ``fold_in``).
+
+        implicit's ALS (the default, also for older files): confidence ``alpha * value`` and a fixed λ.
+        Spark MLlib's ALS: confidence ``1 + alpha * value`` and λ times the user's positive interactions.
+        """
+        return {"confidence_offset": float(self.hyperparameters.get("confidence_offset", 0.0)),
+                "scale_regularization": self.hyperparameters.get("regularization_scaling", "none") == "interactions"}
+
     def arrays(self) -> dict[str, np.ndarray]:
         """The arrays stored in ``model.npz``, by name."""
         return {name: getattr(self, name) for name in (*_ARRAY_SPEC, *_OPTIONAL_ARRAY_SPEC)
@@ -256,8 +266,16 @@ def permute_items(artifact: ModelArtifact, order: np.ndarray) -> ModelArtifact:
     )
 
 
+#: How λ grows with a user's interactions: not at all (implicit), or times their count of positive ones (Spark).
+REGULARIZATION_SCALINGS = ("none", "interactions")
+
+
 def check_fold_in_hyperparameters(hyperparameters: Any) -> None:
-    """Refuse hyperparameters without a finite ``regularization`` >= 0 and ``alpha`` > 0 (fold-in needs both)."""
+    """Refuse hyperparameters without a finite ``regularization`` >= 0 and ``alpha`` > 0 (fold-in needs both).
+
+    The optional conventions must be ones fold-in knows: ``confidence_offset`` 0 or 1 and
+    ``regularization_scaling`` ``none`` or ``interactions``.
+    """
     if not isinstance(hyperparameters, dict):
         raise ArtifactError(f"hyperparameters must be a JSON object, found {type(hyperparameters).__name__}")
     for name, positive in (("regularization", False), ("alpha", True)):
@@ -266,6 +284,13 @@ def check_fold_in_hyperparameters(hyperparameters: Any) -> None:
         if not number or value < 0 or (positive and value == 0):
             raise ArtifactError(f"hyperparameters must give {name} as a finite number "
                                 f"{'> 0' if positive else '>= 0'} (fold-in needs it), found {value!r}")
+    offset = hyperparameters.get("confidence_offset", 0)
+    if isinstance(offset, bool) or offset not in (0, 1):
+        raise ArtifactError(f"hyperparameters' confidence_offset must be 0 or 1, found {offset!r}")
+    scaling = hyperparameters.get("regularization_scaling", "none")
+    if scaling not in REGULARIZATION_SCALINGS:
+        raise ArtifactError(f"hyperparameters' regularization_scaling must be one of {', '.join(REGULARIZATION_SCALINGS)}"
+                            f", found {scaling!r}")
 
 
 def _check_arrays(arrays: dict[str, np.ndarray], expected_factors: int | None = None) -> None:

@@ -84,17 +84,20 @@ def inverse_norms(matrix: np.ndarray) -> np.ndarray:
 
 def _fold_in_system(
     item_factors: np.ndarray, gram: np.ndarray, item_indices: np.ndarray, values: np.ndarray,
-    regularization: float, alpha: float,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(factors of the distinct items, their confidences, A) of the fold-in's linear system."""
+    regularization: float, alpha: float, confidence_offset: float = 0.0, scale_regularization: bool = False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(the distinct items, their confidences, their factors, A) of the fold-in's linear system."""
     item_indices = np.asarray(item_indices, dtype=np.int64)
     values = np.asarray(values, dtype=np.float64)
     unique, inverse = np.unique(item_indices, return_inverse=True)
-    confidences = alpha * np.bincount(inverse, weights=values, minlength=unique.shape[0])
-    keep = confidences != 0
-    unique, confidences = unique[keep], confidences[keep]
+    strengths = np.bincount(inverse, weights=values, minlength=unique.shape[0])
+    keep = strengths != 0
+    unique, strengths = unique[keep], strengths[keep]
+    confidences = np.sign(strengths) * confidence_offset + alpha * strengths
     factors = item_factors[unique].astype(np.float64)
     k = item_factors.shape[1]
+    if scale_regularization:
+        regularization *= int(np.count_nonzero(strengths > 0))
     a = gram.astype(np.float64) + regularization * np.eye(k)
     a += factors.T @ ((np.abs(confidences) - 1.0)[:, None] * factors)
     return unique, confidences, factors, a
@@ -107,8 +110,11 @@ def fold_in(
     values: np.ndarray,
     regularization: float,
     alpha: float = 1.0,
+    *,
+    confidence_offset: float = 0.0,
+    scale_regularization: bool = False,
 ) -> np.ndarray:
-    """Solve for the user vector that implicit ALS would give these interactions.
+    """Solve for the user vector that ALS would give these interactions.
 
     With confidences ``c_i = alpha * value_i`` (repeated items summed first),
     this is the closed form of Hu, Koren & Volinsky as implicit computes it::
@@ -118,6 +124,9 @@ def fold_in(
         x = A⁻¹ b
 
     A negative value is negative feedback: confidence |c_i| in preference 0.
+    Spark MLlib's ALS differs in two ways, which the keyword arguments select:
+    ``c_i = ±1 + alpha * value_i`` (``confidence_offset=1``), and λ is
+    multiplied by the number of positive interactions (``scale_regularization``).
 
     Parameters
     ----------
@@ -126,8 +135,10 @@ def fold_in(
     item_indices, values: the interactions, as rows of Y and their strengths.
     regularization: λ used in training.
     alpha: confidence scaling used in training.
+    confidence_offset, scale_regularization: training's confidence and λ conventions (above).
     """
-    _, confidences, factors, a = _fold_in_system(item_factors, gram, item_indices, values, regularization, alpha)
+    _, confidences, factors, a = _fold_in_system(item_factors, gram, item_indices, values, regularization, alpha,
+                                                 confidence_offset, scale_regularization)
     positive = confidences > 0
     b = factors[positive].T @ confidences[positive]
     return np.linalg.solve(a, b)
@@ -141,6 +152,9 @@ def score_contributions(
     regularization: float,
     alpha: float,
     target_rows: np.ndarray,
+    *,
+    confidence_offset: float = 0.0,
+    scale_regularization: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """How much each interacted item adds to each target item's fold-in score.
 
@@ -154,7 +168,8 @@ def score_contributions(
     (rows, contributions): the distinct interacted rows, and a
     (len(rows), len(target_rows)) matrix of their contributions.
     """
-    rows, confidences, factors, a = _fold_in_system(item_factors, gram, item_indices, values, regularization, alpha)
+    rows, confidences, factors, a = _fold_in_system(item_factors, gram, item_indices, values, regularization, alpha,
+                                                    confidence_offset, scale_regularization)
     targets = item_factors[np.asarray(target_rows, dtype=np.int64)].astype(np.float64)
     solved = np.linalg.solve(a, targets.T)  # A⁻¹ y_t for each target, as columns
     contributions = (np.where(confidences > 0, confidences, 0.0)[:, None] * factors) @ solved

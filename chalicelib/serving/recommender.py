@@ -112,6 +112,7 @@ class Recommender:
         # What training used: the artifact refuses to exist without them.
         self._regularization = artifact.regularization
         self._alpha = artifact.alpha
+        self._conventions = artifact.fold_in_conventions
         self._search = ItemSearch.for_artifact(artifact, approximate_min_items)
 
     @property
@@ -200,7 +201,7 @@ class Recommender:
         if not np.any(net > 0):
             return self._popular_profile(exclude)
         vector = fold_in(self.artifact.item_factors, self._gram, indices, strengths, self._regularization,
-                         self._alpha).astype(np.float32)
+                         self._alpha, **self._conventions).astype(np.float32)
         return Profile("realtime", vector, indices, strengths, exclude)
 
     def profile_for_session(self, item_ids: list[str]) -> Profile:
@@ -216,7 +217,7 @@ class Recommender:
             return self._popular_profile(**details)
         strengths = np.ones(known.shape[0])
         vector = fold_in(self.artifact.item_factors, self._gram, known, strengths, self._regularization,
-                         self._alpha).astype(np.float32)
+                         self._alpha, **self._conventions).astype(np.float32)
         return Profile("session", vector, known, strengths, np.unique(known), details)
 
     # --- answers ---------------------------------------------------------------------------------
@@ -291,5 +292,5 @@ class Recommender:
             raise ItemNotFound(item_ids[int(np.flatnonzero(targets < 0)[0])])
         rows, contributions = score_contributions(
             self.artifact.item_factors, self._gram, profile.history_rows, profile.history_values,
-            self._regularization, self._alpha, targets)
+            self._regularization, self._alpha, targets, **self._conventions)
         return self._item_ids[rows].tolist(), contributions

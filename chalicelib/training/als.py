@@ -17,6 +17,9 @@ from chalicelib.training.interactions import InteractionMatrix
 
 logger = logging.getLogger(__name__)
 
+#: The artifact's ``algorithm`` for models fitted by implicit.
+IMPLICIT_ALGORITHM = "implicit-als"
+
 
 @dataclass(frozen=True)
 class AlsParameters:
@@ -77,12 +80,30 @@ def als_artifact(
     start: tuple[np.ndarray, np.ndarray] | None = None,
     fit_params: AlsParameters | None = None,
 ) -> ModelArtifact:
-    """Train ALS and package the result in the artifact format.
+    """Train ALS with implicit and package the result in the artifact format.
 
     *start* / *fit_params*: warm-start the fit (see :func:`fit_als`) and run it
     with these parameters (fewer iterations); the artifact records *params*.
     """
     user_factors, item_factors = train_als(interactions, fit_params or params, start)
+    return package_artifact(interactions, user_factors, item_factors, IMPLICIT_ALGORITHM, asdict(params),
+                            training_cutoff, metrics)
+
+
+def package_artifact(
+    interactions: InteractionMatrix,
+    user_factors: np.ndarray,
+    item_factors: np.ndarray,
+    algorithm: str,
+    hyperparameters: dict[str, Any],
+    training_cutoff: datetime | None,
+    metrics: dict[str, Any] | None = None,
+) -> ModelArtifact:
+    """The artifact of factors fitted on *interactions*, whichever engine fitted them.
+
+    *hyperparameters* must let serving fold new events in the way training
+    weighed them (see :func:`chalicelib.models.artifact.check_fold_in_hyperparameters`).
+    """
     matrix = interactions.matrix
     popularity = np.bincount(matrix.indices, minlength=matrix.shape[1]).astype(np.float32)
     cutoff = training_cutoff.astimezone(timezone.utc).isoformat(timespec="milliseconds") if training_cutoff else None
@@ -95,8 +116,8 @@ def als_artifact(
         seen_indptr=matrix.indptr,
         seen_indices=matrix.indices,
         seen_values=matrix.data,
-        algorithm="implicit-als",
-        hyperparameters=asdict(params),
+        algorithm=algorithm,
+        hyperparameters=hyperparameters,
         training_cutoff=cutoff,
         metrics=metrics,
     )

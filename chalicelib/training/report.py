@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402 - after choosing the backend
 from chalicelib.training.retrain import PHASES, RetrainResult  # noqa: E402
 
 _COLUMNS = ("precision", "recall", "ndcg", "map")
+_ENGINE_TEXT = {"implicit": "implicit's ALS on this machine", "spark": "Spark MLlib's ALS (`implicitPrefs=True`)"}
 
 
 def _row(name: str, metrics: dict[str, float] | None, k: int) -> str:
@@ -40,6 +41,8 @@ def markdown(result: RetrainResult) -> str:
         f"Evaluation: {split_text} ({options.test_fraction:.0%} of each user's positive interactions, seed "
         f"{options.seed}), top-{k}, {metrics.get('evaluated_users', 0)} users evaluated. Hyperparameters chosen "
         "on a validation split carved from the training part only.",
+        "",
+        f"Engine: {_ENGINE_TEXT.get(result.engine, result.engine)}.",
         "",
         "Event values: " + (", ".join(f"`{name}` weighed by {entry['transform']}(value)"
                                       + (f" capped at {entry['cap']:g}" if entry["cap"] is not None else "")

@@ -18,8 +18,9 @@ from chalicelib.errors import ArtifactError, NoInteractions
 from chalicelib.eventlog.weighting import EventWeighting
 from chalicelib.models.artifact import ModelArtifact
 from chalicelib.models.registry import ModelRegistry
-from chalicelib.training.als import AlsParameters, als_artifact, fit_als
+from chalicelib.training.als import AlsParameters
 from chalicelib.training.approximate_index import ApproximateIndexOptions, build_approximate_index
+from chalicelib.training.engine import IMPLICIT, TrainingEngine, engine_for_algorithm
 from chalicelib.training.event_arrays import EventLogSnapshot, training_cutoff
 from chalicelib.training.gate import GateDecision, quality_gate
 from chalicelib.training.interactions import InteractionTable, interaction_table
@@ -31,6 +32,7 @@ from chalicelib.training.metrics import (
     ranking_metrics,
 )
 from chalicelib.training.search import SearchResult, SearchSpace, random_search
+from chalicelib.training.spark_als import SPARK_ALGORITHM
 from chalicelib.training.splits import TIME, SplitOutcome, split
 
 logger = logging.getLogger(__name__)
@@ -71,7 +73,8 @@ class RetrainOptions:
     force: bool = False
     dry_run: bool = False
     start: AlsParameters | None = None
-    space: SearchSpace = field(default_factory=SearchSpace)
+    #: The grid searched (None: the engine's own, since λ means different things in each engine).
+    space: SearchSpace | None = None
     #: Build an approximate top-N index into models of at least this many items (None: never).
     approximate_index_min_items: int | None = 100_000
     approximate_index: ApproximateIndexOptions = field(default_factory=ApproximateIndexOptions)
@@ -98,6 +101,8 @@ class RetrainResult:
     warnings: list[str] = field(default_factory=list)
     #: Event type -> the transform of its value that weighed the interactions (types whose value counted).
     event_values: dict[str, Any] = field(default_factory=dict)
+    #: The engine that fitted the candidate (``implicit`` or ``spark``).
+    engine: str = "implicit"
     #: The evaluated candidate's (user, item) factors, which the published model's fit starts from.
     candidate_factors: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
 
@@ -125,9 +130,13 @@ def _timed(result: RetrainResult, name: str, progress: Progress) -> Iterator[Non
     progress.done(name, result.timings[name])
 
 
+#: Artifacts whose hyperparameters are :class:`AlsParameters` (of the engine named by the algorithm).
+_ALS_ALGORITHMS = (IMPLICIT.algorithm, SPARK_ALGORITHM)
+
+
 def live_parameters(artifact: ModelArtifact) -> AlsParameters | None:
     """The live model's configuration, when it is an ALS model this code can refit."""
-    if artifact.algorithm != "implicit-als":
+    if artifact.algorithm not in _ALS_ALGORITHMS:
         return None
     known = {name: value for name, value in artifact.hyperparameters.items() if name in AlsParameters.__dataclass_fields__}
     try:
@@ -170,6 +179,7 @@ def retrain(
     weights: Mapping[str, float] | EventWeighting,
     options: RetrainOptions,
     progress: Progress | None = None,
+    engine: TrainingEngine = IMPLICIT,
 ) -> RetrainResult:
     """Run the whole pipeline once: read, build, search, evaluate, gate, fit, upload.
 
@@ -180,6 +190,7 @@ def retrain(
     weights: event type -> weight, or an :class:`EventWeighting` that also scales events by their value.
     options: split, search budget, gate margin, flags.
     progress: phase hooks (progress bars in the CLI).
+    engine: what fits the factors (implicit on this machine, or Spark); every other step is the same.
 
     Returns the result; ``published`` says whether a version went live and
     ``reason`` why (or why not).
@@ -190,25 +201,25 @@ def retrain(
         When the events read hold no usable interaction.
     """
     progress = progress or Progress()
-    result = RetrainResult(options=options)
+    result = RetrainResult(options=options, engine=engine.name)
     with _timed(result, "read", progress):
         snapshot = read_snapshot(progress.phase("read"))
     with _timed(result, "build", progress):
         prepared = _build(snapshot, weights, options, result)
-    live_params = _live_configuration(registry, result)
+    live = _live_configuration(registry, engine, result)
     with _timed(result, "search", progress):
-        _search(prepared, options, live_params, progress.phase("search", options.budget), result)
+        _search(prepared, options, engine, live, progress.phase("search", options.budget), result)
     with _timed(result, "evaluate", progress):
-        _evaluate(prepared, options, live_params, progress.phase("evaluate", 3), result)
+        _evaluate(prepared, options, engine, live, progress.phase("evaluate", 3), result)
     decision = _gate(options, result)
     if not decision.publish:
         return result
     with _timed(result, "fit", progress):
         matrix = prepared.table.to_matrix()
-        start, fit_params = _refit_start(result, matrix.matrix.shape, options)
+        start, fit_params = _refit_start(result, matrix.matrix.shape, options, engine)
         result.artifact = replace(
-            als_artifact(matrix, result.chosen, training_cutoff(snapshot), metrics=result.metrics, start=start,
-                         fit_params=fit_params),
+            engine.artifact(matrix, result.chosen, training_cutoff(snapshot), metrics=result.metrics, start=start,
+                            fit_params=fit_params),
             forced=decision.forced,
         )
     with _timed(result, "index", progress):
@@ -256,48 +267,68 @@ def _build(snapshot: EventLogSnapshot, weights: Mapping[str, float] | EventWeigh
     return prepared
 
 
-def _live_configuration(registry: ModelRegistry, result: RetrainResult) -> AlsParameters | None:
-    """The live model's ALS configuration, to try first and to refit as the comparison."""
+@dataclass(frozen=True)
+class _LiveConfiguration:
+    """The live model's ALS configuration and the engine that refits it."""
+
+    params: AlsParameters
+    engine: TrainingEngine
+
+
+def _live_configuration(registry: ModelRegistry, engine: TrainingEngine, result: RetrainResult
+                        ) -> _LiveConfiguration | None:
+    """The live model's configuration, to refit as the comparison (and to try first, when of *engine*)."""
     result.live_version = registry.live_version()
     if result.live_version is None:
         return None
     try:
-        return live_parameters(registry.load(result.live_version))
+        artifact = registry.load(result.live_version)
     except ArtifactError as exc:
         logger.warning("live model %s cannot be read: %s", result.live_version, exc)
         return None
+    params = live_parameters(artifact)
+    refit_engine = engine_for_algorithm(artifact.algorithm, engine)
+    if params is None or refit_engine is None:
+        result.warnings.append(f"the live model ({artifact.algorithm}) cannot be refitted here for a like-for-like "
+                               "comparison: the gate compares the candidate with popularity only")
+        return None
+    return _LiveConfiguration(params, refit_engine)
 
 
-def _refit_start(result: RetrainResult, shape: tuple[int, int], options: RetrainOptions
+def _refit_start(result: RetrainResult, shape: tuple[int, int], options: RetrainOptions, engine: TrainingEngine
                  ) -> tuple[tuple[np.ndarray, np.ndarray] | None, AlsParameters | None]:
     """Where the published model's fit starts, and with which parameters (None, None: from scratch)."""
     factors = result.candidate_factors
-    if not options.warm_refit or factors is None or (factors[0].shape[0], factors[1].shape[0]) != shape:
+    if (not options.warm_refit or not engine.supports_warm_start or factors is None
+            or (factors[0].shape[0], factors[1].shape[0]) != shape):
         return None, None
     iterations = max(3, -(-result.chosen.iterations // 3))
     result.metrics["refit"] = {"warm_start": "candidate", "iterations": iterations}
     return factors, replace(result.chosen, iterations=iterations)
 
 
-def _search(prepared: _Prepared, options: RetrainOptions, live_params: AlsParameters | None,
+def _search(prepared: _Prepared, options: RetrainOptions, engine: TrainingEngine, live: _LiveConfiguration | None,
             tick: Callable[[int], None], result: RetrainResult) -> None:
+    # The live configuration means the same only to the engine that fitted it.
+    live_params = live.params if live is not None and live.engine is engine else None
     if options.budget == 0:  # search off: one fixed configuration
         result.search = None
-        result.chosen = options.start or live_params or AlsParameters()
+        result.chosen = options.start or live_params or engine.default_parameters
         return
     # The first trial is the live configuration, so the search never picks worse on validation.
     result.search = random_search(
         prepared.inner_train, prepared.validation, options.budget, options.seed, options.k,
-        options.space, options.start or live_params, on_trial=lambda trial: tick(1),
+        options.space or engine.search_space, options.start or live_params, on_trial=lambda trial: tick(1),
+        fit=engine.fit,
     )
     result.chosen = result.search.best.params
 
 
-def _evaluate(prepared: _Prepared, options: RetrainOptions, live_params: AlsParameters | None,
-              tick: Callable[[int], None], result: RetrainResult) -> None:
+def _evaluate(prepared: _Prepared, options: RetrainOptions, engine: TrainingEngine,
+              live: _LiveConfiguration | None, tick: Callable[[int], None], result: RetrainResult) -> None:
     """Candidate, popularity and the live configuration, on the same held-out data."""
     train, test, k = prepared.train, prepared.test, options.k
-    result.candidate_factors = fit_als(train, result.chosen)
+    result.candidate_factors = engine.fit(train, result.chosen)
     candidate = _metrics(*result.candidate_factors, train, test, k)
     tick(1)
     baseline = popularity_metrics(train, test, k)
@@ -305,16 +336,17 @@ def _evaluate(prepared: _Prepared, options: RetrainOptions, live_params: AlsPara
     # The live model itself was trained on data that includes today's held-out
     # interactions, so scoring it as-is would flatter it. Its configuration is
     # refitted on the same training part instead: a like-for-like comparison.
-    live_metrics = _metrics(*fit_als(train, live_params), train, test, k) if live_params is not None else None
+    live_metrics = _metrics(*live.engine.fit(train, live.params), train, test, k) if live is not None else None
     tick(1)
     result.metrics = {
-        "split": result.split.used, "split_check": result.split.as_dict(),
+        "engine": engine.name, "split": result.split.used, "split_check": result.split.as_dict(),
         "test_fraction": options.test_fraction, "seed": options.seed, "k": k,
         "half_life_days": options.half_life_days, "event_values": result.event_values,
         "evaluated_users": result.counts["evaluated_users"],
         "candidate": candidate, "popularity": baseline, "live": live_metrics,
         "live_version": result.live_version,
-        "live_parameters": asdict(live_params) if live_params else None,
+        "live_parameters": asdict(live.params) if live else None,
+        "live_engine": live.engine.name if live else None,
         "validation": ({"target": result.search.target, "best": result.search.best.metrics[result.search.target],
                         "trials": len(result.search.trials)} if result.search else None),
     }

@@ -59,9 +59,14 @@ class SearchResult:
         return max(self.trials, key=lambda trial: trial.metrics[self.target])
 
 
-def evaluate_params(params: AlsParameters, train: sp.csr_matrix, validation: sp.csr_matrix, k: int) -> dict[str, float]:
-    """Fit on *train*, rank for every user, score against *validation*."""
-    user_factors, item_factors = fit_als(train, params)
+#: Fits (user_factors, item_factors) on a matrix: :func:`fit_als`, or a training engine's ``fit``.
+FitFunction = Callable[[sp.csr_matrix, AlsParameters], tuple[np.ndarray, np.ndarray]]
+
+
+def evaluate_params(params: AlsParameters, train: sp.csr_matrix, validation: sp.csr_matrix, k: int,
+                    fit: FitFunction = fit_als) -> dict[str, float]:
+    """Fit on *train* with *fit*, rank for every user, score against *validation*."""
+    user_factors, item_factors = fit(train, params)
     return evaluate_ranking(user_factors, item_factors, train, validation, k)[1]
 
 
@@ -74,11 +79,12 @@ def random_search(
     space: SearchSpace | None = None,
     start: AlsParameters | None = None,
     on_trial: Callable[[Trial], None] = lambda trial: None,
+    fit: FitFunction = fit_als,
 ) -> SearchResult:
     """Try *budget* configurations of *space* (the first one *start*, when given) and keep every score.
 
     *train* and *validation* may be lists of matching folds; a configuration's
-    score is then its mean over the folds.
+    score is then its mean over the folds. *fit*: the engine that fits (implicit by default).
 
     The same *seed* gives the same configurations, in the same order, and the same fits.
     """
@@ -92,7 +98,8 @@ def random_search(
     for params in candidates[:budget]:
         started = time.perf_counter()
         # Several validation folds average out the luck of one split when configurations are close.
-        per_fold = [evaluate_params(params, fold_train, fold_validation, k) for fold_train, fold_validation in folds]
+        per_fold = [evaluate_params(params, fold_train, fold_validation, k, fit)
+                    for fold_train, fold_validation in folds]
         metrics = {name: float(np.mean([fold[name] for fold in per_fold])) for name in per_fold[0]}
         trial = Trial(params=params, metrics=metrics, seconds=time.perf_counter() - started)
         result.trials.append(trial)

@@ -219,6 +219,30 @@ def test_fold_in_hyperparameters_come_back_as_numbers(make_tiny_artifact):
     assert artifact.hyperparameters == {"regularization": 0, "alpha": 2}
 
 
+@pytest.mark.parametrize("conventions, message", [
+    ({"confidence_offset": 2}, "confidence_offset must be 0 or 1"),
+    ({"confidence_offset": True}, "confidence_offset must be 0 or 1"),
+    ({"regularization_scaling": "users"}, "regularization_scaling must be one of none, interactions"),
+])
+def test_fold_in_conventions_serving_does_not_know_are_refused(make_tiny_artifact, good, conventions, message):
+    """A model trained under another convention would be folded in wrongly: refuse it rather than guess."""
+    hyperparameters = {"regularization": 0.1, "alpha": 1.0, **conventions}
+    with pytest.raises(ArtifactError, match=message):
+        make_tiny_artifact(hyperparameters=hyperparameters)
+    payload, manifest = good
+    with pytest.raises(ArtifactError, match=message):
+        deserialize(payload, resigned(payload, manifest, hyperparameters=hyperparameters))
+
+
+def test_fold_in_conventions_default_to_implicits_and_come_back_from_the_file(make_tiny_artifact):
+    implicit = make_tiny_artifact(hyperparameters={"regularization": 0.1, "alpha": 2})
+    assert implicit.fold_in_conventions == {"confidence_offset": 0.0, "scale_regularization": False}
+    spark = deserialize(*serialize(make_tiny_artifact(hyperparameters={
+        "regularization": 0.1, "alpha": 2, "confidence_offset": 1, "regularization_scaling": "interactions"}),
+        VERSION, CREATED_AT))
+    assert spark.fold_in_conventions == {"confidence_offset": 1.0, "scale_regularization": True}
+
+
 # --- the id orders ------------------------------------------------------------------------------------------
 
 

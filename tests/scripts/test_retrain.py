@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from tests.conftest import SPARK_GROUP
 from tests.support import load_script
-from tests.training.test_retrain import PNG_MAGIC, recent_grouped_events, write_events
+from tests.training.test_export import event_item, write_export
+from tests.training.test_retrain import PNG_MAGIC, grouped_events, recent_grouped_events, write_events
 
 retrain_cli = load_script("retrain")
 
@@ -52,3 +54,26 @@ def test_cli_reports_an_unreadable_export_as_an_error(settings, monkeypatch, tmp
 
     assert code == 2
     assert "error: no DynamoDB export at s3://" in capsys.readouterr().err
+
+
+@SPARK_GROUP
+def test_cli_trains_with_spark_from_a_dynamodb_export(settings, resources, monkeypatch, tmp_path, capsys,
+                                                      spark_engine):
+    """``--engine spark`` reads the same export, and the same gate publishes the same kind of artifact."""
+    monkeypatch.setattr(retrain_cli, "settings_for_stage", lambda stage: settings)
+    items = [event_item(user, item, "click", at) for user, item, at in grouped_events(n_users=40, n_items=30,
+                                                                                       per_user=8)]
+    write_export(resources.s3, settings.model_bucket, "exports", "01234567890123-abcdefgh", [items[:160], items[160:]])
+
+    code = retrain_cli.main(["--engine", "spark", "--spark-master", "local[2]", "--budget", "0",
+                             "--from-export", f"s3://{settings.model_bucket}/exports",
+                             "--report-dir", str(tmp_path)])
+
+    out = capsys.readouterr().out
+    version = resources.model_registry.live_version()
+    assert code == 0, out
+    assert f"PUBLISHED {version}:" in out and "engine spark" in out
+    manifest = resources.model_registry.read_manifest(version)
+    assert manifest["algorithm"] == "spark-als" and manifest["metrics"]["engine"] == "spark"
+    assert manifest["counts"]["users"] == 40
+    assert "Spark MLlib's ALS" in (tmp_path / "report.md").read_text()

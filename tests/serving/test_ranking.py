@@ -104,6 +104,29 @@ def test_negative_value_weights_a_with_its_magnitude_but_not_b():
     np.testing.assert_allclose(x, np.array([6.2, -4.0]) / 21.11, rtol=1e-6)
 
 
+def test_spark_conventions_add_one_to_confidences_and_scale_lambda_by_positive_interactions():
+    # alpha 1, λ 0.1: c0 = c3 = 1 + 1 = 2; two positive interactions, so λ becomes 0.2.
+    # A = G + 0.2I + (2-1)(y0y0ᵀ + y3y3ᵀ) = [[6.2,1],[1,2.2]] + [[5,0],[0,0]] = [[11.2,1],[1,2.2]], det 23.64;
+    # b = 2*(1,0) + 2*(2,0) = (6,0); x = (2.2*6, -1*6) / 23.64 = (13.2, -6) / 23.64.
+    x = fold_in(TINY_ITEMS, TINY_GRAM, np.array([0, 3]), np.array([1.0, 1.0]), 0.1, alpha=1.0,
+                confidence_offset=1.0, scale_regularization=True)
+    np.testing.assert_allclose(x, np.array([13.2, -6.0]) / 23.64, rtol=1e-6)
+
+
+def test_spark_conventions_count_only_positive_interactions_and_keep_negatives_out_of_b():
+    # alpha 2, λ 0.1: c0 = 1 + 2 = 3, c2 = -(1 + 2) = -3; one positive interaction, so λ stays 0.1.
+    # A = [[6.1,1],[1,2.1]] + 2*y0y0ᵀ + 2*y2y2ᵀ = [[10.1,3],[3,4.1]], det 32.41; b = 3*y0 = (3,0);
+    # x = (4.1*3, -3*3) / 32.41 = (12.3, -9) / 32.41.
+    x = fold_in(TINY_ITEMS, TINY_GRAM, np.array([0, 2]), np.array([1.0, -1.0]), 0.1, alpha=2.0,
+                confidence_offset=1.0, scale_regularization=True)
+    np.testing.assert_allclose(x, np.array([12.3, -9.0]) / 32.41, rtol=1e-6)
+    rows, contributions = score_contributions(TINY_ITEMS, TINY_GRAM, np.array([0, 2]), np.array([1.0, -1.0]), 0.1,
+                                              2.0, np.array([1, 3]), confidence_offset=1.0,
+                                              scale_regularization=True)
+    np.testing.assert_allclose(contributions.sum(axis=0), TINY_ITEMS[[1, 3]] @ x, rtol=1e-6)
+    assert contributions[rows.tolist().index(2)].tolist() == [0.0, 0.0]
+
+
 def test_fold_in_matches_implicit_recalculate_user():
     """Session answers rely on fold_in reproducing the user step implicit trains with."""
     import scipy.sparse as sp
