@@ -31,7 +31,7 @@ QUICK_JSON = BENCHMARKS_DIR / "results-quick.json"
 QUICK_MD = BENCHMARKS_DIR / "results-quick.md"
 BLAS_THREADS = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 #: The modules run, in this order.
-MODULES = ("serving", "approximate", "coldstart", "ingest", "retrain", "quality")
+MODULES = ("serving", "approximate", "coldstart", "ingest", "retrain", "realtime", "quality")
 #: Every ratio of the suite: (what it compares, its target as (operator, bound)).
 RATIOS: dict[str, tuple[str, tuple[str, float]]] = {
     "P1_serving_vs_numpy": ("GET /users/{id}/recommendations p50 ÷ bare numpy kernel, 100k items", ("<=", 1.15)),
@@ -49,6 +49,10 @@ RATIOS: dict[str, tuple[str, tuple[str, float]]] = {
     "P6_approx_vs_exact_1M": ("approximate top-N ÷ exact, GET /users/{id}/recommendations p50, 1M items",
                               ("<=", 0.25)),
     "recall_at_10_approx": ("recall@10 of those approximate answers against exact ones, 1M items", (">=", 0.98)),
+    "Q3_realtime_lift": ("MovieLens replay, users new to the model, 3 fresh events: nDCG@10 real-time ÷ "
+                         "model-only (popularity)", (">=", 1.3)),
+    "Q3_realtime_lift_known_users": ("the same for users the model knows (model-only: their trained factors)",
+                                     (">=", 1.3)),
 }
 
 
@@ -129,6 +133,7 @@ def table(results: dict[str, Any]) -> str:
         lines += ["", "| raw figure | value |", "|---|---:|"]
         lines += [f"| {label} | {value:,.2f} {unit} |" for label, value, unit in raw if value is not None]
     lines += scaling_tables(results["figures"])
+    lines += realtime_table(results["figures"])
     quality = results["figures"]
     if "Q1_ndcg_at_10" in quality:
         folds = quality.get("Q1_validation_folds", 2)
@@ -137,6 +142,36 @@ def table(results: dict[str, Any]) -> str:
                       f"nDCG@10 {quality['Q1_ndcg_at_10']:.4f}, MAP@10 {quality['Q1_map_at_10']:.4f} (popularity nDCG@10 "
                       f"{quality['Q1_popularity_ndcg_at_10']:.4f})."]
     return "\n".join(lines) + "\n"
+
+
+def realtime_table(figures: dict[str, Any]) -> list[str]:
+    """README's "What real-time personalisation buys": Q3's test period, then its validation curve."""
+    rows = figures.get("Q3_test")
+    if not rows:
+        return []
+    weight = figures["Q3_fresh_weight_chosen"]
+    lines = ["", f"Q3, MovieLens-100k replayed in time order (test period; fresh weight {weight:g}, chosen on "
+                 "validation; nDCG@10 of the answer against the 10 ratings that follow):", "",
+             "| fresh events k | users | requests | model-only | real-time | lift (90 % interval) | "
+             "lift with fresh weight 1 |", "|---:|---|---:|---:|---:|---|---:|"]
+    for row in rows:
+        interval = row["lift_90_interval"]
+        lift = "–" if row["lift"] is None else f"×{row['lift']:.2f}"
+        within = f" ({interval[0]:.2f}–{interval[1]:.2f})" if interval else ""
+        before = "–" if row["lift_fresh_weight_1"] is None else f"×{row['lift_fresh_weight_1']:.2f}"
+        lines.append(f"| {row['k']} | {row['users']} | {row['requests']} | {row['model_only_ndcg_at_10']:.4f} | "
+                     f"{row['realtime_ndcg_at_10']:.4f} | {lift}{within} | {before} |")
+    curve = figures.get("Q3_validation_curve") or []
+    if curve:
+        model_only = [row["model_only_ndcg_at_10"] for row in figures["Q3_validation"] if row["users"] == "known"]
+        lines += ["", "Validation period, users the model knows: real-time nDCG@10 by fresh weight, the best mean "
+                      "chosen:", "", "| fresh weight | k = 1 | k = 3 | k = 5 | mean |", "|---:|---:|---:|---:|---:|",
+                  "| model-only | " + " | ".join(f"{value:.4f}" for value in model_only)
+                  + f" | {sum(model_only) / len(model_only):.4f} |"]
+        lines += [f"| {point['fresh_weight']:g} | {point['known_ndcg_at_10_k1']:.4f} | "
+                  f"{point['known_ndcg_at_10_k3']:.4f} | {point['known_ndcg_at_10_k5']:.4f} | "
+                  f"{point['known_ndcg_at_10_mean_over_k']:.4f} |" for point in curve]
+    return lines
 
 
 def scaling_tables(figures: dict[str, Any]) -> list[str]:

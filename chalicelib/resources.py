@@ -200,7 +200,7 @@ class Resources:
         """Recommendations for users, following their latest events."""
         config = self.settings
         return Personalizer(self.live_model, self.event_log, EventWeighting.from_settings(config),
-                            config.realtime_events)
+                            config.realtime_events, config.realtime_fresh_weight)
 
     @functools.cached_property
     def user_tokens(self) -> UserTokens:

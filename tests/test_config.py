@@ -288,3 +288,31 @@ def test_event_values_are_read_per_type_and_round_trip():
 def test_malformed_event_values_are_refused_saying_what_is_wrong(value, message):
     with pytest.raises(ConfigError, match=message):
         load_settings(env(EVENT_VALUES=value))
+
+
+# --- the fresh weight of real-time fold-in ---------------------------------------------------------------
+
+
+def test_realtime_fresh_weight_defaults_to_the_validated_value_and_round_trips():
+    from chalicelib.config import DEFAULT_REALTIME_FRESH_WEIGHT, environment_of
+
+    assert load_settings(MINIMAL_ENV).realtime_fresh_weight == DEFAULT_REALTIME_FRESH_WEIGHT == 32.0
+    assert load_settings(env(REALTIME_FRESH_WEIGHT="")).realtime_fresh_weight == 32.0
+    for raw, value in [("1", 1.0), (" 2.5 ", 2.5), ("1000", 1000.0), ("1e2", 100.0)]:
+        settings = load_settings(env(REALTIME_FRESH_WEIGHT=raw))
+        assert settings.realtime_fresh_weight == value
+        assert load_settings(environment_of(settings)) == settings
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("heavy", "must be a number, got 'heavy'"),
+    ("0.5", "must be between 1 and 1000, got '0.5'"),
+    ("0", "must be between 1 and 1000"),
+    ("-32", "must be between 1 and 1000"),
+    ("1000.5", "must be between 1 and 1000"),
+    ("nan", "must be between 1 and 1000"),
+    ("inf", "must be between 1 and 1000"),
+])
+def test_malformed_realtime_fresh_weight_is_refused_saying_what_is_wrong(value, message):
+    with pytest.raises(ConfigError, match=f"REALTIME_FRESH_WEIGHT {message}"):
+        load_settings(env(REALTIME_FRESH_WEIGHT=value))

@@ -29,17 +29,21 @@ class Personalizer:
     event_weights: event type -> interaction strength, or an :class:`EventWeighting` that also
         scales an event by its value: as in training.
     history_limit: how many latest events to read; 0 turns real-time off.
+    fresh_weight: what the weight of an event logged after the model's training cutoff is
+        multiplied by when it is folded in with a known user's training row (1: weighed as in
+        training); see :meth:`Recommender.profile_for_user`.
     """
 
     def __init__(
         self, live_model: LiveModel, event_log: EventLog, event_weights: Mapping[str, float] | EventWeighting,
-        history_limit: int,
+        history_limit: int, fresh_weight: float = 1.0,
     ) -> None:
         self._live_model = live_model
         self._event_log = event_log
         self._weighting = (event_weights if isinstance(event_weights, EventWeighting)
                            else EventWeighting(dict(event_weights)))
         self._history_limit = history_limit
+        self._fresh_weight = fresh_weight
         self._erased: OrderedDict[str, None] = OrderedDict()
 
     def recommend(self, user_id: str, n: int) -> Recommendations:
@@ -52,7 +56,8 @@ class Personalizer:
         """*user_id*'s profile: trained factors plus their recent events, plus *extra* interactions.
 
         The extra interactions are what a conversation said (liked and
-        disliked items), folded in like recent events. When the event log
+        disliked items), folded in like recent events and weighed like fresh
+        ones. When the event log
         cannot be read, the profile comes from the model alone (its strategy
         ends in ``_model_only``).
         """
@@ -68,7 +73,7 @@ class Personalizer:
                 self._remember_erased(user_id)
             item_ids, values, use_trained = self._recent_interactions(recommender, user_id, history)
         return recommender.profile_for_user(user_id, [*item_ids, *extra_item_ids], [*values, *extra_values],
-                                            use_trained=use_trained)
+                                            use_trained=use_trained, fresh_weight=self._fresh_weight)
 
     def _recent_interactions(self, recommender: Recommender, user_id: str, history: UserHistory
                              ) -> tuple[list[str], list[float], bool]:
@@ -92,7 +97,8 @@ class Personalizer:
     def _model_only(self, recommender: Recommender, user_id: str, extra_item_ids: list[str],
                     extra_values: list[float]) -> Profile:
         use_trained = user_id not in self._erased
-        profile = recommender.profile_for_user(user_id, extra_item_ids, extra_values, use_trained=use_trained)
+        profile = recommender.profile_for_user(user_id, extra_item_ids, extra_values, use_trained=use_trained,
+                                               fresh_weight=self._fresh_weight)
         return replace(profile, strategy=f"{profile.strategy}_model_only")
 
     def _remember_erased(self, user_id: str) -> None:

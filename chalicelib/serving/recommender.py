@@ -161,7 +161,7 @@ class Recommender:
     # --- whom an answer is for -------------------------------------------------------------------
 
     def profile_for_user(self, user_id: str, item_ids: list[str] = (), values: list[float] = (), *,
-                         use_trained: bool = True) -> Profile:
+                         use_trained: bool = True, fresh_weight: float = 1.0) -> Profile:
         """The profile of *user_id*: their trained factors, plus recent interactions folded in.
 
         A user known to the model (and *use_trained*) with no recent
@@ -176,6 +176,11 @@ class Recommender:
         item_ids, values: recent interactions and their weights (negative for
             negative feedback); items the model does not know are ignored.
         use_trained: False for a user whose data was erased since training.
+        fresh_weight: what *values* are multiplied by when they are folded in
+            with the training row (a user the model knows); the fold-in of a
+            stranger's interactions alone is left as it is. In the fold-in a
+            training row of a few hundred interactions outweighs a handful of
+            fresh ones, whose confidences ``alpha × value`` this raises.
         """
         user_row = self._users.row(user_id) if use_trained else -1
         rows = self._items.rows(item_ids)
@@ -190,7 +195,7 @@ class Recommender:
             if known.size == 0:
                 return Profile("personalized", self.artifact.user_factors[user_row], seen, trained_values, seen)
             indices = np.concatenate([seen, known])
-            strengths = np.concatenate([trained_values, known_values])
+            strengths = np.concatenate([trained_values, known_values * fresh_weight])
         else:
             seen = _NO_ROWS
             indices, strengths = known, known_values

@@ -98,6 +98,37 @@ def test_a_click_cancelled_by_a_dislike_is_no_positive_interaction(model):
     assert ranked(answer) == [("i2", 3.0), ("i3", 2.0), ("i1", 1.0)]
 
 
+# u0 + click i1 with fresh weight 3: c = {i3: 1, i1: 2·3 = 6}; A = [[6.1,1],[1,2.1+5]] (det 42.31),
+# b = (2,0) + 6(0,1) = (2,6), x = (7.1·2 - 6, -2 + 6.1·6) / 42.31 = (8.2, 34.6) / 42.31.
+U0_CLICKED_I1_FRESH_3 = [("i2", 42.8 / 42.31), ("i0", 8.2 / 42.31)]
+
+
+def test_a_fresh_weight_multiplies_a_known_users_recent_values_not_the_training_row(model):
+    profile = model.profile_for_user("u0", ["i1"], [2.0], fresh_weight=3.0)
+
+    assert ranked(model.recommend(profile, 10)) == U0_CLICKED_I1_FRESH_3
+    assert profile.history_values.tolist() == [1.0, 6.0]  # i3 from training as it was, the click times 3
+    assert ranked(model.recommend(model.profile_for_user("u0", ["i1"], [6.0]), 10)) == U0_CLICKED_I1_FRESH_3
+
+
+def test_a_fresh_weight_leaves_a_strangers_fold_in_and_trained_factors_alone(model):
+    stranger = model.profile_for_user("new", ["i0"], [2.0], fresh_weight=3.0)
+    erased = model.profile_for_user("u0", ["i0"], [2.0], use_trained=False, fresh_weight=3.0)
+    quiet = model.profile_for_user("u0", [], [], fresh_weight=3.0)
+
+    assert ranked(model.recommend(stranger, 10)) == ONLY_CLICKED_I0
+    assert ranked(model.recommend(erased, 10)) == ONLY_CLICKED_I0
+    assert (quiet.strategy, ranked(model.recommend(quiet, 10))) == ("personalized", U0_PERSONALIZED)
+
+
+def test_a_fresh_dislike_of_a_known_user_weighs_more_too(model):
+    # u0 + dislike i0 (-4) with fresh weight 2: |c| = 8 in A, nothing in b: A = [[6.1+7,1],[1,2.1]]
+    # (det 26.51), b = (2,0), x = (4.2, -2) / 26.51: the trained item i3 is the only positive signal.
+    answer = model.recommend(model.profile_for_user("u0", ["i0"], [-4.0], fresh_weight=2.0), 10)
+
+    assert ranked(answer) == [("i2", 2.2 / 26.51), ("i1", -2 / 26.51)]
+
+
 def test_no_known_item_gives_the_trained_answer_or_popular(model):
     known = model.recommend(model.profile_for_user("u0", ["not-in-model"], [2.0]), 10)
     stranger = model.recommend(model.profile_for_user("new", ["not-in-model"], [2.0]), 10)
@@ -116,10 +147,12 @@ def client(dynamodb_settings, make_tiny_artifact, tmp_path):
     """``events_client`` with the tiny model (cutoff 30 days ago) published.
 
     Built like ``events_client`` except for a 5 s real-time read timeout: with the
-    default 0.25 s a slow emulator would turn an answer into "*_model_only".
+    default 0.25 s a slow emulator would turn an answer into "*_model_only"; and a
+    fresh weight of 1, so that the expected answers are those of the maths above.
     """
     Resources(dynamodb_settings).model_registry.publish(make_tiny_artifact(training_cutoff=CUTOFF.isoformat()))
-    with client_for(replace(dynamodb_settings, realtime_timeout_seconds=5.0), tmp_path) as client:
+    with client_for(replace(dynamodb_settings, realtime_timeout_seconds=5.0, realtime_fresh_weight=1.0),
+                    tmp_path) as client:
         yield client
 
 
@@ -170,6 +203,19 @@ def test_events_logged_before_the_cutoff_are_left_to_the_model(client, dynamodb_
 
     assert (answer["strategy"], ranked(answer)) == ("personalized", U0_PERSONALIZED)
     assert len(list(resources.event_table.query("u0"))) == 1  # stored, read, and left out
+
+
+def test_realtime_fresh_weight_multiplies_a_known_users_fresh_events_only(dynamodb_settings, make_tiny_artifact,
+                                                                         tmp_path):
+    settings = replace(dynamodb_settings, realtime_timeout_seconds=5.0, realtime_fresh_weight=3.0)
+    Resources(settings).model_registry.publish(make_tiny_artifact(training_cutoff=CUTOFF.isoformat()))
+    with client_for(settings, tmp_path) as client:
+        post(client, event("u0", "i1"), event("newbie", "i0", "view"), event("newbie", "i1", "view"),
+             event("newbie", "i0"))
+        known, stranger = recommend(client, "u0"), recommend(client, "newbie")
+
+    assert (known["strategy"], ranked(known)) == ("realtime", U0_CLICKED_I1_FRESH_3)
+    assert ranked(stranger) == [("i3", 10.6 / 16.01), ("i2", 10.4 / 16.01)]  # as with weight 1
 
 
 def test_a_new_user_is_personalised_after_three_events(client):
