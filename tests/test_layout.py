@@ -30,7 +30,7 @@ FORBIDDEN = {
     "jobs": {"api", "serving", "models", "eventlog", "training", "resources", "catalog", "access"},
 }
 #: Libraries only training may import (Lambda bundle size and cold start).
-TRAINING_ONLY = {"scipy", "implicit", "threadpoolctl", "matplotlib", "tqdm"}
+TRAINING_ONLY = {"scipy", "implicit", "threadpoolctl", "matplotlib", "tqdm", "pyspark"}
 
 
 def imports_of(path: Path) -> list[tuple[int, str]]:
