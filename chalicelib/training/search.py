@@ -9,8 +9,9 @@ from typing import Callable
 import numpy as np
 import scipy.sparse as sp
 
+from chalicelib.errors import InvalidTrainingOptions
 from chalicelib.training.als import AlsParameters, fit_als
-from chalicelib.training.metrics import evaluate_ranking
+from chalicelib.training.metrics import METRIC_NAMES, evaluate_ranking
 
 
 @dataclass(frozen=True)
@@ -21,11 +22,13 @@ class SearchSpace:
     confidence ``alpha * value``, the good region is a ridge where
     ``regularization / alpha`` stays roughly constant (measured on
     MovieLens-100k, see README), so sampling the ratio wastes fewer trials.
+    The ridge is narrow: half a unit of the ratio off its top costs about 1 %
+    of validation MAP@10 there, hence the finer steps around 6.
     """
 
     factors: tuple[int, ...] = (32, 64, 128)
     alpha: tuple[float, ...] = (2.0, 4.0, 6.0, 8.0, 12.0, 16.0)
-    regularization_per_alpha: tuple[float, ...] = (4.0, 6.0, 8.0, 10.0, 14.0)
+    regularization_per_alpha: tuple[float, ...] = (4.0, 5.0, 6.0, 7.0, 8.0, 10.0, 14.0)
     iterations: tuple[int, ...] = (15, 30)
 
     def grid(self, seed: int) -> list[AlsParameters]:
@@ -80,20 +83,26 @@ def random_search(
     start: AlsParameters | None = None,
     on_trial: Callable[[Trial], None] = lambda trial: None,
     fit: FitFunction = fit_als,
+    target: str | None = None,
 ) -> SearchResult:
     """Try *budget* configurations of *space* (the first one *start*, when given) and keep every score.
 
     *train* and *validation* may be lists of matching folds; a configuration's
     score is then its mean over the folds. *fit*: the engine that fits (implicit by default).
+    *target*: the metric that picks the best, ``ndcg@k`` unless given (e.g. ``map@k``).
 
     The same *seed* gives the same configurations, in the same order, and the same fits.
     """
+    target = target or f"ndcg@{k}"
+    if target not in {f"{name}@{k}" for name in METRIC_NAMES}:
+        raise InvalidTrainingOptions(f"unknown search target {target!r}; expected one of "
+                                     f"{', '.join(f'{name}@{k}' for name in METRIC_NAMES)}")
     space = space or SearchSpace()
     candidates = space.grid(seed)
     if start is not None:
         start = replace(start, random_state=seed)
         candidates = [start] + [params for params in candidates if params != start]
-    result = SearchResult(target=f"ndcg@{k}")
+    result = SearchResult(target=target)
     folds = list(zip(train, validation)) if isinstance(train, list) else [(train, validation)]
     for params in candidates[:budget]:
         started = time.perf_counter()

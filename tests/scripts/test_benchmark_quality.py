@@ -31,6 +31,17 @@ def test_several_seeds_are_each_reported_and_averaged(ratings, capsys):
         assert figures[name] == pytest.approx(sum(seed[name] for seed in figures["per_seed"]) / 2, abs=1e-4)
     assert figures["per_seed"][0]["ndcg@10"] != figures["per_seed"][1]["ndcg@10"]  # two different splits
     assert "seed 1: chosen" in out and "seed 2: chosen" in out and "ours: ALS (implicit) mean" in out
+    assert figures["select_on"] == "map@10" and figures["budget"] == 1
+    assert all("validation_map@10" in seed for seed in figures["per_seed"])
+
+
+def test_without_a_budget_the_whole_grid_is_searched(ratings, capsys, monkeypatch):
+    monkeypatch.setattr(quality_cli, "SEARCH_SPACE", quality_cli.SearchSpace(
+        factors=(4,), alpha=(8.0,), regularization_per_alpha=(5.0, 6.0), iterations=(2,)))
+    assert quality_cli.main(["--ratings", str(ratings), "--folds", "1", "--json"]) == 0
+
+    figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert figures["budget"] == figures["trials"] == 2 and figures["folds"] == 1
 
 
 def test_seeds_must_be_integers(capsys):
