@@ -52,7 +52,8 @@ def child(settings_env: dict[str, str]) -> dict[str, Any]:
     """Load the live model, export every user's top N, then time the bare kernel on a tenth of them."""
     import scipy.sparse as sp
 
-    from chalicelib.training.batch import BatchOutput, chunk_size, export_recommendations
+    from chalicelib.exports import ExportFolder
+    from chalicelib.training.batch import chunk_size, export_recommendations
     from chalicelib.training.metrics import top_k
 
     settings = load_settings(settings_env)
@@ -71,7 +72,7 @@ def child(settings_env: dict[str, str]) -> dict[str, Any]:
         finally:
             erasure_seconds += time.perf_counter() - began
 
-    output = BatchOutput(resources.s3, settings.model_bucket, f"batch/{version}")
+    output = ExportFolder(resources.s3, settings.model_bucket, f"batch/{version}")
     summary = export_recommendations(artifact, output, N, erasures=erasures)
     exported = time.perf_counter()
     peak_mb = peak_rss_mb()
