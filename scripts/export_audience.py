@@ -96,9 +96,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     seconds = time.perf_counter() - started
+    left_out = [] if args.include_engaged else [f"{summary.engaged_users:,} engaged"]
     print(f"{summary.users:,} users from {version} in {len(summary.parts)} parts "
-          f"({summary.bytes_written / 2**20:.1f} MiB) in {seconds:.1f} s; {summary.engaged_users:,} engaged users "
-          f"{'kept' if args.include_engaged else 'left out'}, {summary.erased_users:,} erased users left out")
+          f"({summary.bytes_written / 2**20:.1f} MiB) in {seconds:.1f} s; "
+          f"left out: {', '.join([*left_out, f'{summary.erased_users:,} erased'])}")
     print(f"manifest: s3://{destination.netloc}/{folder.key('_manifest.json')}")
     return 0
 

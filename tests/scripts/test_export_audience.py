@@ -30,7 +30,7 @@ def test_an_items_audience_lands_in_s3_without_erased_users(cli, dynamodb_resour
     assert cli(["--item", "i1", "--to", f"s3://{bucket}/audiences/i1"]) == 0
 
     out = capsys.readouterr().out
-    assert f"2 users from {version} in 1 parts" in out and "1 erased users left out" in out
+    assert f"2 users from {version} in 1 parts" in out and "left out: 0 engaged, 1 erased" in out
     assert read(dynamodb_resources, f"audiences/i1/{version}/part-00000.csv") == "user_id,score\nu1,1.0\nu0,0.0\n"
     manifest = json.loads(read(dynamodb_resources, f"audiences/i1/{version}/_manifest.json"))
     assert (manifest["item_id"], manifest["users"], manifest["erased_users"]) == ("i1", 2, 1)
