@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from chalice import Chalice
 
-from chalicelib.api import catalog, chat, docs, events, recommendations, schedule, widget
+from chalicelib.api import catalog, chat, docs, events, insights, recommendations, schedule, widget
 from chalicelib.config import APP_NAME
 
 # Logs are powertools JSON lines (chalicelib.telemetry), not chalice's plain text.
@@ -16,6 +16,7 @@ app = Chalice(app_name=APP_NAME, configure_logs=False)
 app.register_blueprint(recommendations.blueprint)
 app.register_blueprint(events.blueprint)
 app.register_blueprint(catalog.blueprint)
+app.register_blueprint(insights.blueprint)
 app.register_blueprint(chat.blueprint)
 app.register_blueprint(docs.blueprint)
 app.register_blueprint(widget.blueprint)

@@ -26,33 +26,45 @@ import os
 for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_variable] = "1"  # before numpy is imported
 
-import json  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
+from typing import Any, Callable  # noqa: E402
 
 import numpy as np  # noqa: E402
 
 from benchmarks.answers import settings_for, synthetic_artifact  # noqa: E402
-from benchmarks.common import local_stack  # noqa: E402
+from benchmarks.common import local_stack, parent_or_child, run_child  # noqa: E402
 from benchmarks.retrain import peak_rss_mb  # noqa: E402
-from chalicelib.config import environment_of, load_settings  # noqa: E402
+from chalicelib.config import load_settings  # noqa: E402
+from chalicelib.eventlog.log import EventLog  # noqa: E402
+from chalicelib.models.artifact import ModelArtifact  # noqa: E402
 from chalicelib.resources import Resources  # noqa: E402
-from local_aws.stack import FAKE_CREDENTIALS  # noqa: E402
 
-PROJECT_DIR = Path(__file__).resolve().parents[1]
 N = 10
 SIZES = {"full": (1_000_000, 100_000), "quick": (100_000, 10_000)}
-MARK = "@@BATCH@@"
+
+
+class TimedErasures:
+    """``EventLog.erasures``, with the time spent in it."""
+
+    def __init__(self, event_log: EventLog) -> None:
+        self._event_log = event_log
+        self.seconds = 0.0
+
+    def __call__(self, user_ids: list[str]) -> dict:
+        began = time.perf_counter()
+        try:
+            return self._event_log.erasures(user_ids)
+        finally:
+            self.seconds += time.perf_counter() - began
 
 
 def child(settings_env: dict[str, str]) -> dict[str, Any]:
     """Load the live model, export every user's top N, then time the bare kernel on a tenth of them."""
     import scipy.sparse as sp
 
-    from chalicelib.training.batch import BatchOutput, chunk_size, export_recommendations
+    from chalicelib.exports import ExportFolder
+    from chalicelib.training.batch import chunk_size, export_recommendations
     from chalicelib.training.metrics import top_k
 
     settings = load_settings(settings_env)
@@ -61,17 +73,9 @@ def child(settings_env: dict[str, str]) -> dict[str, Any]:
     version = resources.model_registry.live_version()
     artifact = resources.model_registry.load(version)
     loaded = time.perf_counter()
-    erasure_seconds = 0.0
+    erasures = TimedErasures(resources.event_log)
 
-    def erasures(user_ids: list[str]) -> dict:
-        nonlocal erasure_seconds
-        began = time.perf_counter()
-        try:
-            return resources.event_log.erasures(user_ids)
-        finally:
-            erasure_seconds += time.perf_counter() - began
-
-    output = BatchOutput(resources.s3, settings.model_bucket, f"batch/{version}")
+    output = ExportFolder(resources.s3, settings.model_bucket, f"batch/{version}")
     summary = export_recommendations(artifact, output, N, erasures=erasures)
     exported = time.perf_counter()
     peak_mb = peak_rss_mb()
@@ -85,7 +89,7 @@ def child(settings_env: dict[str, str]) -> dict[str, Any]:
     return {
         "users": summary.users, "items": artifact.n_items, "n": N, "parts": len(summary.parts),
         "chunk_users": chunk_size(artifact.n_items), "bytes_written_mb": summary.bytes_written / 2**20,
-        "load_s": loaded - started, "export_s": exported - loaded, "erasure_reads_s": erasure_seconds,
+        "load_s": loaded - started, "export_s": exported - loaded, "erasure_reads_s": erasures.seconds,
         "users_per_s": summary.users / (exported - loaded), "kernel_s_scaled": kernel_seconds,
         "export_vs_kernel": (exported - loaded) / kernel_seconds,
         "peak_rss_mb": peak_mb, "model_mb": (artifact.user_factors.nbytes + artifact.item_factors.nbytes
@@ -93,37 +97,32 @@ def child(settings_env: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def run(quick: bool) -> dict[str, Any]:
-    """Publish the synthetic model, run the child, return its figures."""
-    n_users, n_items = SIZES["quick" if quick else "full"]
+def measure_in_child(module: str, n_users: int, n_items: int, seed: int,
+                     prepare: Callable[[Resources, ModelArtifact], None] = lambda resources, artifact: None,
+                     ) -> dict[str, Any]:
+    """Publish a synthetic model of *n_users* x *n_items* (seeded) to a fresh local stack, once *prepare*
+    has set the stack up for it, and return the figures of *module*'s child measured against it."""
     with local_stack() as (s3_url, dynamodb_url, engine):
         settings = settings_for(s3_url, dynamodb_url)
         resources = Resources(settings)
         resources.provision()
         started = time.perf_counter()
-        artifact = synthetic_artifact(np.random.default_rng(20261130), n_items, n_users, 64, 20)
+        artifact = synthetic_artifact(np.random.default_rng(seed), n_items, n_users, 64, 20)
+        prepare(resources, artifact)
         resources.model_registry.publish(artifact)
         del artifact
         setup_s = time.perf_counter() - started
-        environment = {**os.environ, **FAKE_CREDENTIALS, "PYTHONPATH": str(PROJECT_DIR),
-                       "AWS_DEFAULT_REGION": "us-east-1"}
-        completed = subprocess.run(
-            [sys.executable, "-m", "benchmarks.batch", "--child", json.dumps(environment_of(settings))],
-            cwd=PROJECT_DIR, env=environment, capture_output=True, text=True, timeout=3600)
-        if completed.returncode != 0:
-            raise RuntimeError(f"batch child failed:\n{completed.stderr[-3000:]}")
-        figures = json.loads(next(line[len(MARK):] for line in completed.stdout.splitlines()
-                                  if line.startswith(MARK)))
+        figures = run_child(module, settings)
     return {**figures, "dynamodb": engine, "setup_s": setup_s, "blas_threads": 1}
 
 
+def run(quick: bool) -> dict[str, Any]:
+    """Publish the synthetic model, run the child, return its figures."""
+    return measure_in_child("benchmarks.batch", *SIZES["quick" if quick else "full"], seed=20261130)
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["--child"]:
-        print(MARK + json.dumps(child(json.loads(argv[1]))))
-        return 0
-    print(json.dumps(run("--quick" in argv), indent=1))
-    return 0
+    return parent_or_child(run, child, sys.argv[1:] if argv is None else argv)
 
 
 if __name__ == "__main__":

@@ -58,6 +58,16 @@ class ItemNotFound(NotFound):
         self.item_id = item_id
 
 
+class CategoryNotFound(NotFound):
+    """A category no catalog item of the live model holds."""
+
+    code = "category_not_found"
+
+    def __init__(self, category: str) -> None:
+        super().__init__(f"no item of the live model is in category {category!r} in the catalog")
+        self.category = category
+
+
 class DocsUnavailable(RecommenderError):
     """The Swagger UI files were not copied into this bundle (``make docs-ui``)."""
 

@@ -38,6 +38,7 @@ from chalicelib.eventlog.item import EventRecord, ensure_table, event_model, tab
 from chalicelib.eventlog.log import EventLog
 from chalicelib.eventlog.rules import EventRules
 from chalicelib.eventlog.weighting import EventWeighting
+from chalicelib.insights.audiences import Audiences
 from chalicelib.jobs.retrain import RetrainJob, retrain_job
 from chalicelib.models.registry import ModelRegistry
 from chalicelib.models.store import ModelStore
@@ -169,6 +170,11 @@ class Resources:
         return Answers(self.live_model, self.personalizer, self.item_filters, self.catalog_cache,
                        self.settings.history_verb, weights.get("like", DEFAULT_EVENT_WEIGHTS["like"]),
                        weights.get("dislike", DEFAULT_EVENT_WEIGHTS["dislike"]))
+
+    @functools.cached_property
+    def audiences(self) -> Audiences:
+        """The audience routes' answers: the live model's users, erased ones left out."""
+        return Audiences(self.live_model, self.item_filters, self.event_log)
 
     @functools.cached_property
     def event_rules(self) -> EventRules:

@@ -26,8 +26,9 @@ from tqdm import tqdm
 
 from chalicelib.config import settings_for_stage
 from chalicelib.errors import RecommenderError
+from chalicelib.exports import open_export
 from chalicelib.resources import Resources
-from chalicelib.training.batch import BatchOutput, chunk_size, export_recommendations
+from chalicelib.training.batch import chunk_size, export_recommendations
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,13 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         resources = Resources(settings_for_stage(args.stage))
-        registry = resources.model_registry
-        version = args.version or registry.live_version()
-        if version is None:
-            print("error: no model is published yet", file=sys.stderr)
-            return 2
-        artifact = registry.load(version)
-        output = BatchOutput(resources.s3, destination.netloc, f"{destination.path.strip('/')}/{version}")
+        artifact, output = open_export(resources.model_registry, resources.s3, destination.netloc,
+                                       destination.path, args.version)
+        version = artifact.version
         erasures = None if args.no_erasure_check else resources.event_log.erasures
         total = len(user_ids) if user_ids is not None else artifact.n_users
         with tqdm(total=total, unit="user", desc=f"ranking with {version}") as bar:

@@ -16,18 +16,22 @@ CHALICELIB = Path(__file__).resolve().parents[1] / "chalicelib"
 
 #: Folder (or module) -> the parts of chalicelib it must not import.
 FORBIDDEN = {
-    "models": {"api", "serving", "eventlog", "training", "resources", "jobs"},
-    "eventlog": {"api", "serving", "models", "training", "resources", "jobs"},
-    "serving": {"api", "training", "resources", "jobs"},
+    "models": {"api", "serving", "eventlog", "training", "resources", "jobs", "insights", "exports"},
+    "eventlog": {"api", "serving", "models", "training", "resources", "jobs", "insights", "exports"},
+    "serving": {"api", "training", "resources", "jobs", "insights", "exports"},
+    "insights": {"api", "training", "resources", "jobs", "access"},
+    "exports": {"api", "serving", "eventlog", "training", "resources", "jobs", "insights", "catalog", "access"},
     "api": {"training"},
     "resources": {"api", "training"},
-    "training": {"api", "resources", "jobs"},
-    "catalog": {"api", "serving", "models", "training", "resources"},
-    "access": {"api", "serving", "models", "eventlog", "training", "resources"},
-    "config": {"api", "serving", "models", "eventlog", "training", "resources"},
-    "errors": {"api", "serving", "models", "eventlog", "training", "resources", "config"},
-    "deadlines": {"api", "serving", "models", "eventlog", "training", "resources", "config", "errors", "access"},
-    "jobs": {"api", "serving", "models", "eventlog", "training", "resources", "catalog", "access"},
+    "training": {"api", "resources", "jobs", "insights"},
+    "catalog": {"api", "serving", "models", "training", "resources", "insights", "exports"},
+    "access": {"api", "serving", "models", "eventlog", "training", "resources", "insights", "exports"},
+    "config": {"api", "serving", "models", "eventlog", "training", "resources", "insights", "exports"},
+    "errors": {"api", "serving", "models", "eventlog", "training", "resources", "config", "insights", "exports"},
+    "deadlines": {"api", "serving", "models", "eventlog", "training", "resources", "config", "errors", "access",
+                  "insights", "exports"},
+    "jobs": {"api", "serving", "models", "eventlog", "training", "resources", "catalog", "access", "insights",
+             "exports"},
 }
 #: Libraries only training may import (Lambda bundle size and cold start).
 TRAINING_ONLY = {"scipy", "implicit", "threadpoolctl", "matplotlib", "tqdm", "pyspark"}

@@ -31,22 +31,24 @@ MAX_FILTER_CATEGORIES = 20
 MAX_EXCLUDED = 500
 MAX_CATEGORY_LENGTH = 256
 MAX_PRICE = 1e12
+MAX_AUDIENCE = 1000
+DEFAULT_AUDIENCE = 100
 #: The query parameters of a filtered read route (``n`` aside).
 FILTER_QUERY = ("category", "exclude", "available_only", "min_price", "max_price", "explain")
 _FILTER_FIELDS = frozenset(FILTER_QUERY)
 
 
-def check_count(value: Any, field: str = "n", *, from_query: bool = False) -> int:
-    """Return *value* as a result count in ``[1, MAX_RESULTS]``.
+def check_count(value: Any, field: str = "n", *, from_query: bool = False, maximum: int = MAX_RESULTS) -> int:
+    """Return *value* as a result count in ``[1, maximum]``.
 
     Accepts a JSON integer, or with *from_query* a string of decimal digits.
     """
     if from_query and isinstance(value, str) and re.fullmatch(r"[+-]?\d{1,6}", value.strip()):
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidRequest(f"{field} must be an integer between 1 and {MAX_RESULTS}, got {value!r}", field)
-    if not 1 <= value <= MAX_RESULTS:
-        raise InvalidRequest(f"{field} must be between 1 and {MAX_RESULTS}, got {value}", field)
+        raise InvalidRequest(f"{field} must be an integer between 1 and {maximum}, got {value!r}", field)
+    if not 1 <= value <= maximum:
+        raise InvalidRequest(f"{field} must be between 1 and {maximum}, got {value}", field)
     return value
 
 
@@ -187,6 +189,24 @@ def parse_filter_query(query_params: Mapping[str, str] | None) -> tuple[ItemFilt
         exclude = tuple(check_id_list(params["exclude"].split(","), "exclude", MAX_EXCLUDED))
     explain = _check_flag(params["explain"], "explain") if "explain" in params else False
     return _filter_of(categories, exclude, params), explain
+
+
+def parse_audience_query(query_params: Mapping[str, str] | None) -> tuple[int, bool]:
+    """``n`` (1 to ``MAX_AUDIENCE``, default ``DEFAULT_AUDIENCE``) and ``include_engaged`` (default false)
+    of an audience route."""
+    params = query_params or {}
+    n = check_count(params["n"], from_query=True, maximum=MAX_AUDIENCE) if "n" in params else DEFAULT_AUDIENCE
+    include_engaged = _check_flag(params["include_engaged"], "include_engaged") if "include_engaged" in params \
+        else False
+    return n, include_engaged
+
+
+def parse_category_query(query_params: Mapping[str, str] | None) -> str:
+    """The one ``category`` a route requires (a name, not a list: commas are part of it)."""
+    params = query_params or {}
+    if "category" not in params:
+        raise InvalidRequest("category is required: the catalog category whose audience to find", "category")
+    return _check_categories([params["category"]], "category")[0]
 
 
 def parse_filter_fields(body: Mapping[str, Any], query: str | None = None) -> ItemFilter:

@@ -163,6 +163,18 @@ class ModelArtifact:
         return int(self.seen_indices.shape[0])
 
     @property
+    def cutoff_time(self) -> datetime | None:
+        """``training_cutoff`` as an aware time (UTC when it names no zone); None without one.
+
+        What a model knows of a user ends there: one erased at or after it is
+        still in the model's factors until the next retrain.
+        """
+        if not self.training_cutoff:
+            return None
+        moment = datetime.fromisoformat(self.training_cutoff)
+        return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+    @property
     def regularization(self) -> float:
         """The λ training used, which real-time fold-in must use too."""
         return float(self.hyperparameters["regularization"])

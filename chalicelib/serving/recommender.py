@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
 from typing import Any, Iterable
 
 import numpy as np
@@ -20,13 +19,6 @@ from chalicelib.serving.approximate import InvertedFileIndex
 from chalicelib.serving.ids import IdIndex
 from chalicelib.serving.ranking import fold_in, score_contributions
 from chalicelib.serving.search import ItemSearch
-
-
-def _parse_time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    parsed = datetime.fromisoformat(value)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -108,7 +100,7 @@ class Recommender:
         self._users = IdIndex(artifact.user_ids, artifact.user_id_order)
         # Stored with the model (a tenth of a second of a 1M-item cold start); older files lack it.
         self._gram = artifact.item_gram if artifact.item_gram is not None else factor_gram(artifact.item_factors)
-        self.training_cutoff = _parse_time(artifact.training_cutoff)
+        self.training_cutoff = artifact.cutoff_time
         # What training used: the artifact refuses to exist without them.
         self._regularization = artifact.regularization
         self._alpha = artifact.alpha

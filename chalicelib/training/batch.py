@@ -9,9 +9,10 @@ would all get the same popular items.
 Memory is bounded by the chunk, not by the number of users: one chunk's
 scores (chunk users x items, float32) and its lines are all that is held
 besides the model. Users erased since the model was trained are left out
-(their erasure markers are read by key, a chunk at a time). Each chunk becomes one S3 object, ``part-00000.jsonl``,
-``part-00001.jsonl``..., and ``_manifest.json`` is written last, so a reader
-that finds the manifest finds every part.
+(their erasure markers are read by key, a chunk at a time). Each chunk becomes
+one S3 object, ``part-00000.jsonl``, ``part-00001.jsonl``..., and
+``_manifest.json`` is written last (:mod:`chalicelib.exports`, shared with the
+audience export).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import scipy.sparse as sp
 
+from chalicelib.exports import ErasureReader, ExportFolder, unerased, write_parts
 from chalicelib.models.artifact import ModelArtifact
 from chalicelib.serving.ids import IdIndex
 from chalicelib.training.metrics import top_k
@@ -31,7 +33,6 @@ from chalicelib.training.metrics import top_k
 #: One chunk's scores stay under this many float32 entries (64 MB, about four times that while ranked):
 #: 160 users of 100 000 items.
 DEFAULT_SCORE_BUDGET = 16_000_000
-MANIFEST_NAME = "_manifest.json"
 
 
 @dataclass
@@ -53,30 +54,6 @@ class BatchSummary:
                 "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 
-class BatchOutput:
-    """The S3 folder a batch export writes its parts and manifest into.
-
-    Parameters
-    ----------
-    s3_client: a boto3 S3 client.
-    bucket, prefix: where the parts go (``s3://bucket/prefix/part-…``).
-    """
-
-    def __init__(self, s3_client: Any, bucket: str, prefix: str) -> None:
-        self._s3 = s3_client
-        self._bucket = bucket
-        self._prefix = prefix.strip("/")
-
-    def key(self, name: str) -> str:
-        """The S3 key of *name* in the folder."""
-        return f"{self._prefix}/{name}" if self._prefix else name
-
-    def put(self, name: str, body: bytes, content_type: str) -> str:
-        """Write one object; returns its ``s3://`` address."""
-        self._s3.put_object(Bucket=self._bucket, Key=self.key(name), Body=body, ContentType=content_type)
-        return f"s3://{self._bucket}/{self.key(name)}"
-
-
 def chunk_size(n_items: int, score_budget: int = DEFAULT_SCORE_BUDGET) -> int:
     """How many users one chunk ranks so that its scores stay within *score_budget* entries."""
     return max(1, score_budget // max(n_items, 1))
@@ -90,10 +67,6 @@ def user_rows(artifact: ModelArtifact, user_ids: list[str] | None) -> tuple[np.n
     return rows[rows >= 0], int(np.count_nonzero(rows < 0))
 
 
-#: Reads when each of some users was erased (EventLog.erasures): those erased since training are left out.
-ErasureReader = Callable[[list[str]], dict[str, datetime]]
-
-
 def recommendation_lines(artifact: ModelArtifact, rows: np.ndarray, n: int, chunk: int,
                          erasures: ErasureReader | None = None) -> Iterator[tuple[int, int, bytes]]:
     """For each chunk of *rows*: its users written, its users left out as erased, and their JSON lines.
@@ -105,16 +78,11 @@ def recommendation_lines(artifact: ModelArtifact, rows: np.ndarray, n: int, chun
     seen = sp.csr_matrix((np.ones(artifact.seen_indices.shape[0], dtype=np.float32), artifact.seen_indices,
                           artifact.seen_indptr), shape=(artifact.n_users, artifact.n_items))
     version = artifact.version
-    cutoff = _parse_cutoff(artifact.training_cutoff)
     for start in range(0, rows.shape[0], chunk):
         chunk_rows = rows[start:start + chunk]
-        erased = 0
-        if erasures is not None:
-            erased_at = erasures(artifact.user_ids[chunk_rows].tolist())
-            keep = np.array([not (user in erased_at and (cutoff is None or erased_at[user] >= cutoff))
-                             for user in artifact.user_ids[chunk_rows].tolist()], dtype=bool)
-            erased = int(np.count_nonzero(~keep))
-            chunk_rows = chunk_rows[keep]
+        keep = unerased(artifact.user_ids[chunk_rows].tolist(), erasures, artifact.cutoff_time)
+        erased = int(np.count_nonzero(~keep))
+        chunk_rows = chunk_rows[keep]
         vectors = artifact.user_factors[chunk_rows]
         best = top_k(vectors, artifact.item_factors, seen[chunk_rows], n, batch=chunk)
         scores = np.einsum("uk,unk->un", vectors, artifact.item_factors[np.maximum(best, 0)])
@@ -130,14 +98,7 @@ def recommendation_lines(artifact: ModelArtifact, rows: np.ndarray, n: int, chun
         yield len(lines), erased, ("\n".join(lines) + "\n").encode() if lines else b""
 
 
-def _parse_cutoff(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-
-
-def export_recommendations(artifact: ModelArtifact, output: BatchOutput, n: int, user_ids: list[str] | None = None,
+def export_recommendations(artifact: ModelArtifact, output: ExportFolder, n: int, user_ids: list[str] | None = None,
                            chunk: int | None = None, erasures: ErasureReader | None = None,
                            progress: Callable[[int], None] = lambda users: None) -> BatchSummary:
     """Write the top *n* of each user (every known user when *user_ids* is None) to *output*.
@@ -147,14 +108,10 @@ def export_recommendations(artifact: ModelArtifact, output: BatchOutput, n: int,
     ``_manifest.json`` goes last.
     """
     rows, unknown = user_rows(artifact, user_ids)
-    summary = BatchSummary(model_version=artifact.version, n=n, unknown_users=unknown)
     lines = recommendation_lines(artifact, rows, n, chunk or chunk_size(artifact.n_items), erasures)
-    for count, erased, body in lines:
-        summary.erased_users += erased
-        if count:
-            summary.parts.append(output.put(f"part-{len(summary.parts):05d}.jsonl", body, "application/x-ndjson"))
-            summary.users += count
-            summary.bytes_written += len(body)
-        progress(count + erased)
-    output.put(MANIFEST_NAME, json.dumps(summary.as_dict(), indent=2).encode(), "application/json")
+    written = write_parts(output, lines, "jsonl", "application/x-ndjson", progress)
+    summary = BatchSummary(model_version=artifact.version, n=n, users=written.users, unknown_users=unknown,
+                           erased_users=written.erased_users, parts=written.parts,
+                           bytes_written=written.bytes_written)
+    output.put_manifest(summary.as_dict())
     return summary

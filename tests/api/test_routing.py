@@ -30,6 +30,8 @@ REQUESTS = {
     ("/items/{item_id}", "PUT"): ("/items/i0", {"title": "Item zero"}),
     ("/items", "POST"): ("/items", {"items": [{"item_id": "i1", "title": "Item one"}]}),
     ("/items/{item_id}", "GET"): ("/items/i0", None),
+    ("/items/{item_id}/audience", "GET"): ("/items/i0/audience", None),
+    ("/audiences", "GET"): ("/audiences", None),
 }
 
 

@@ -13,8 +13,9 @@ from datetime import datetime, timezone
 
 import pytest
 
+from chalicelib.exports import ExportFolder
 from chalicelib.serving.recommender import Recommender
-from chalicelib.training.batch import BatchOutput, chunk_size, export_recommendations
+from chalicelib.training.batch import chunk_size, export_recommendations
 
 EXPECTED = {
     "u0": [("i0", 1.0), ("i2", 1.0)],
@@ -27,7 +28,7 @@ CUTOFF = datetime(2026, 1, 1, tzinfo=timezone.utc)
 @pytest.fixture
 def output(resources):
     resources.model_registry.ensure_bucket(resources.settings.region)
-    return BatchOutput(resources.s3, resources.settings.model_bucket, "campaigns/v1")
+    return ExportFolder(resources.s3, resources.settings.model_bucket, "campaigns/v1")
 
 
 def read_lines(resources, summary) -> dict[str, dict]:
@@ -91,7 +92,7 @@ def test_users_erased_since_training_are_left_out(resources, output, make_tiny_a
 def test_the_event_logs_erasure_markers_leave_a_user_out(dynamodb_resources, make_tiny_artifact):
     dynamodb_resources.provision()
     receipt = dynamodb_resources.event_log.erase("u1")
-    output = BatchOutput(dynamodb_resources.s3, dynamodb_resources.settings.model_bucket, "erased")
+    output = ExportFolder(dynamodb_resources.s3, dynamodb_resources.settings.model_bucket, "erased")
     artifact = make_tiny_artifact(training_cutoff=CUTOFF.isoformat())
 
     assert dynamodb_resources.event_log.erasures(["u0", "u1"]) == {"u1": receipt.erased_at}

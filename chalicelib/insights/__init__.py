@@ -1,0 +1,1 @@
+"""Marketing insights from the model and the catalog: target audiences (numpy only)."""
