@@ -68,6 +68,22 @@ class CategoryNotFound(NotFound):
         self.category = category
 
 
+class UserNotFound(NotFound):
+    """A user id the live model does not know (or one erased since it was trained)."""
+
+    code = "user_not_found"
+
+    def __init__(self, user_id: str) -> None:
+        super().__init__(f"user {user_id!r} is not in the live model")
+        self.user_id = user_id
+
+
+class SegmentsUnavailable(RecommenderError):
+    """The live model was published without audience segments (before they existed, or with none asked for)."""
+
+    code = "segments_unavailable"
+
+
 class DocsUnavailable(RecommenderError):
     """The Swagger UI files were not copied into this bundle (``make docs-ui``)."""
 
@@ -224,6 +240,7 @@ _HTTP_STATUS: dict[type[RecommenderError], int] = {
     PayloadTooLarge: 413,
     InvalidRequest: 400,
     NotFound: 404,
+    SegmentsUnavailable: 409,
     DocsUnavailable: 503,
     ModelUnavailable: 503,
     EventLogUnavailable: 503,

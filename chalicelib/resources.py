@@ -39,6 +39,7 @@ from chalicelib.eventlog.log import EventLog
 from chalicelib.eventlog.rules import EventRules
 from chalicelib.eventlog.weighting import EventWeighting
 from chalicelib.insights.audiences import Audiences
+from chalicelib.insights.segments import Segments
 from chalicelib.jobs.retrain import RetrainJob, retrain_job
 from chalicelib.models.registry import ModelRegistry
 from chalicelib.models.store import ModelStore
@@ -175,6 +176,11 @@ class Resources:
     def audiences(self) -> Audiences:
         """The audience routes' answers: the live model's users, erased ones left out."""
         return Audiences(self.live_model, self.item_filters, self.event_log)
+
+    @functools.cached_property
+    def segments(self) -> Segments:
+        """The segment routes' answers: the live model's segments, described from the catalog."""
+        return Segments(self.live_model, self.catalog_cache, self.event_log)
 
     @functools.cached_property
     def event_rules(self) -> EventRules:

@@ -88,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--approximate-index-min-items", type=int, default=defaults.approximate_index_min_items,
                         metavar="N", help="build an approximate top-N index into models of at least N items "
                         f"(default {defaults.approximate_index_min_items:,}; -1: never)")
+    parser.add_argument("--user-segments", type=int, default=defaults.user_segments, metavar="N",
+                        help=f"audience segments to cluster users into (default {defaults.user_segments}; 0: none; "
+                             "not --segments, the Scan's)")
     parser.add_argument("--engine", choices=ENGINE_NAMES, default="implicit",
                         help="what fits ALS: implicit on this machine (default), or Spark MLlib (README, Scale)")
     parser.add_argument("--spark-master", metavar="URL",
@@ -106,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         margin=args.margin, half_life_days=args.half_life_days, keep_versions=args.keep, force=args.force,
         dry_run=args.dry_run, warm_refit=not args.refit_from_scratch,
         approximate_index_min_items=None if args.approximate_index_min_items < 0 else args.approximate_index_min_items,
+        user_segments=args.user_segments,
     )
     report_dir = args.report_dir or PROJECT_DIR / "reports" / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     started = time.perf_counter()

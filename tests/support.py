@@ -30,7 +30,7 @@ from pynamodb.exceptions import GetError, PutError
 from chalicelib.access.keys import hash_key
 from chalicelib.access.tokens import make_user_token
 from chalicelib.config import PUBLISHABLE, SECRET, ApiKeyConfig, Settings, SigningSecretConfig, environment_of
-from chalicelib.models.artifact import ModelArtifact, make_artifact
+from chalicelib.models.artifact import ModelArtifact, make_artifact, make_segments_entry
 from chalicelib.resources import reset_app_resources
 from local_aws.stack import free_port
 
@@ -110,6 +110,19 @@ def with_tiny_index(artifact: ModelArtifact, **entry: object) -> ModelArtifact:
         ivf_similar_offsets=np.array([0, 2, 4], dtype=np.int64),
         ivf_similar_rows=np.array([0, 3, 1, 2], dtype=np.int32),
         approximate_index={**TINY_INDEX_ENTRY, **entry},
+    )
+
+
+def with_tiny_segments(artifact: ModelArtifact) -> ModelArtifact:
+    """*artifact* (the tiny model) with two hand-made segments: 0 = {u0, u2} along (1, 0)..(1, 1), described
+    by i3 then i0 (what they saw); 1 = {u1} along (0, 1), described by i1."""
+    return replace(
+        artifact,
+        user_segments=np.array([0, 1, 0], dtype=np.int16),
+        segment_centroids=np.array([[0.92, 0.38], [0, 1]], dtype=np.float32),
+        segments=make_segments_entry(
+            [2, 1], [[{"item_id": "i3", "users": 1, "lift": 1.5}, {"item_id": "i0", "users": 1, "lift": 1.5}],
+                     [{"item_id": "i1", "users": 1, "lift": 3.0}]], method="by hand"),
     )
 
 

@@ -1,4 +1,4 @@
-"""Marketing insight routes (secret key): the target audience of an item or of a category."""
+"""Marketing insight routes (secret key): the target audience of an item or of a category, audience segments."""
 
 from __future__ import annotations
 
@@ -30,3 +30,14 @@ def category_audience(caller: Caller) -> dict[str, Any]:
     n, include_engaged = parse_audience_query(query)
     resources = app_resources()
     return resources.audiences.for_category(category, n, include_engaged, resources.request_deadline())
+
+
+@blueprint.route("/segments", access=Access.SECRET)
+def segments(caller: Caller) -> dict[str, Any]:
+    return app_resources().segments.all()
+
+
+@blueprint.route("/users/{user_id}/segment", access=Access.SECRET)
+def user_segment(caller: Caller, user_id: str) -> dict[str, Any]:
+    resources = app_resources()
+    return resources.segments.for_user(parse_path_id(user_id, "user_id"), resources.request_deadline())

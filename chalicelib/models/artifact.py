@@ -33,6 +33,9 @@ A published version lives under ``{prefix}/{version}/`` in S3:
                                (n_items,), the item rows list by list
   item_gram         float64    (factors, factors): YᵀY of item_factors,
                                which real-time fold-in needs
+  user_segments     int16      optional, (n_users,): each user's segment
+  segment_centroids float32    optional, (n_segments, factors): the unit
+                               centroids of the segments (both or none)
   ================  =========  ==========================================
 
   The archive is stored uncompressed, each array's data aligned to 64 bytes
@@ -49,7 +52,10 @@ A published version lives under ``{prefix}/{version}/`` in S3:
   and ``alpha`` (> 0): serving folds new interactions in with the same
   values training used, so a model without them is refused. With an
   approximate index, ``approximate_index`` holds its ``lists``, ``probes``
-  and the recall it was calibrated to.
+  and the recall it was calibrated to. With segments, ``segments`` describes
+  them (:func:`make_segments_entry`): how they were made, and per segment its
+  number of users and its most characteristic items (id, members who engaged,
+  lift).
 
 ``{prefix}/latest.json`` names the live version. Publishers write the version
 first and move the pointer last, so a reader never sees a half-written model.
@@ -103,9 +109,12 @@ _OPTIONAL_ARRAY_SPEC: dict[str, tuple[np.dtype | str, int]] = {
     "ivf_similar_offsets": (np.dtype(np.int64), 1),
     "ivf_similar_rows": (np.dtype(np.int32), 1),
     "item_gram": (np.dtype(np.float64), 2),
+    "user_segments": (np.dtype(np.int16), 1),
+    "segment_centroids": (np.dtype(np.float32), 2),
 }
 _IVF_ARRAYS = ("ivf_centroids", "ivf_offsets", "ivf_similar_centroids", "ivf_similar_offsets", "ivf_similar_rows")
 _IVF_GROUPS = (_IVF_ARRAYS[:2], _IVF_ARRAYS[2:])
+_SEGMENT_ARRAYS = ("user_segments", "segment_centroids")
 
 
 @dataclass(frozen=True)
@@ -145,6 +154,10 @@ class ModelArtifact:
     #: YᵀY of item_factors as :func:`serialize` stored it (None in memory: serving computes it). Item
     #: permutations leave it unchanged; serialize always recomputes it from the factors it writes.
     item_gram: np.ndarray | None = None
+    #: Audience segments (all or none): each user's segment, the segments' centroids, and the manifest entry.
+    user_segments: np.ndarray | None = None
+    segment_centroids: np.ndarray | None = None
+    segments: dict[str, Any] | None = None
 
     @property
     def n_users(self) -> int:
@@ -341,6 +354,7 @@ def _check_arrays(arrays: dict[str, np.ndarray], expected_factors: int | None = 
     for name, order_name in (("user_ids", "user_id_order"), ("item_ids", "item_id_order")):
         _check_id_order(name, arrays[name], order_name, arrays.get(order_name))
     _check_approximate_index(arrays, n_items, n_factors)
+    _check_segment_arrays(arrays, n_users, n_factors)
     gram = arrays.get("item_gram")
     if gram is not None:
         if gram.shape != (n_factors, n_factors):
@@ -419,6 +433,48 @@ def check_approximate_entry(entry: Any, arrays: dict[str, np.ndarray]) -> dict[s
     return dict(entry)
 
 
+def _check_segment_arrays(arrays: dict[str, np.ndarray], n_users: int, n_factors: int) -> None:
+    present = [name for name in _SEGMENT_ARRAYS if name in arrays]
+    if not present:
+        return
+    if len(present) != len(_SEGMENT_ARRAYS):
+        raise ArtifactError(f"{MODEL_FILE} has {present[0]} without {set(_SEGMENT_ARRAYS).difference(present).pop()}")
+    centroids, assignment = arrays["segment_centroids"], arrays["user_segments"]
+    if centroids.shape[0] == 0 or centroids.shape[1] != n_factors:
+        raise ArtifactError(f"segment_centroids must be (segments >= 1, {n_factors}), found shape {centroids.shape}")
+    _expect_length(arrays, "user_segments", n_users, "user_factors rows")
+    if assignment.size and (assignment.min() < 0 or assignment.max() >= centroids.shape[0]):
+        raise ArtifactError(f"user_segments must lie in [0, {centroids.shape[0]})")
+
+
+def make_segments_entry(sizes: list[int], items: list[list[dict[str, Any]]], **how: Any) -> dict[str, Any]:
+    """The manifest's ``segments``: *how* they were made (method, seed...), and per segment its number of
+    users and its characteristic items (``{"item_id", "users", "lift"}``, most characteristic first)."""
+    return {**how, "segments": [{"segment": segment, "users": int(size), "items": list(described)}
+                                for segment, (size, described) in enumerate(zip(sizes, items, strict=True))]}
+
+
+def check_segments_entry(entry: Any, arrays: dict[str, np.ndarray]) -> dict[str, Any] | None:
+    """The manifest's ``segments``, checked against the segment arrays stored (None: no segments)."""
+    if "user_segments" not in arrays:
+        if entry is not None:
+            raise ArtifactError("manifest describes segments but model.npz has no user_segments")
+        return None
+    segments = entry.get("segments") if isinstance(entry, dict) else None
+    n_segments = arrays["segment_centroids"].shape[0]
+    if not isinstance(segments, list) or len(segments) != n_segments:
+        raise ArtifactError(f"manifest's segments must list the {n_segments} segments model.npz holds")
+    sizes = np.bincount(arrays["user_segments"], minlength=n_segments).tolist()
+    for segment, (described, size) in enumerate(zip(segments, sizes, strict=True)):
+        if not isinstance(described, dict) or described.get("segment") != segment or described.get("users") != size:
+            raise ArtifactError(f"manifest's segment {segment} must give segment {segment} and users {size}")
+        items = described.get("items")
+        if not isinstance(items, list) or not all(
+                isinstance(item, dict) and isinstance(item.get("item_id"), str) for item in items):
+            raise ArtifactError(f"manifest's segment {segment} must list its items as objects with an item_id")
+    return dict(entry)
+
+
 def _expect_length(arrays: dict[str, np.ndarray], name: str, length: int, what: str) -> None:
     if arrays[name].shape[0] != length:
         raise ArtifactError(
@@ -456,6 +512,7 @@ def serialize(artifact: ModelArtifact, version: str, created_at: str) -> tuple[b
     """
     _check_arrays(artifact.arrays())
     approximate = check_approximate_entry(artifact.approximate_index, artifact.arrays())
+    segments = check_segments_entry(artifact.segments, artifact.arrays())
     payload = _write_npz({**artifact.arrays(), "item_gram": factor_gram(artifact.item_factors),
                           **{name: _compact_ids(getattr(artifact, name)) for name in ("item_ids", "user_ids")}})
     manifest = {
@@ -474,6 +531,7 @@ def serialize(artifact: ModelArtifact, version: str, created_at: str) -> tuple[b
         "metrics": artifact.metrics,
         "forced": artifact.forced,
         "approximate_index": approximate,
+        "segments": segments,
         "model_file": MODEL_FILE,
         "model_bytes": len(payload),
         "sha256": hashlib.sha256(payload).hexdigest(),
@@ -524,6 +582,7 @@ def deserialize(payload: bytes, manifest: dict[str, Any]) -> ModelArtifact:
         if counts.get(key) != value:
             raise ArtifactError(f"manifest counts {key}={counts.get(key)!r}, arrays have {value}")
     approximate = check_approximate_entry(manifest.get("approximate_index"), arrays)
+    segments = check_segments_entry(manifest.get("segments"), arrays)
     return ModelArtifact(
         **{name: arrays[name] for name in _ARRAY_SPEC},
         item_id_order=arrays["item_id_order"],
@@ -531,6 +590,8 @@ def deserialize(payload: bytes, manifest: dict[str, Any]) -> ModelArtifact:
         **{name: arrays.get(name) for name in _IVF_ARRAYS},
         approximate_index=approximate,
         item_gram=arrays.get("item_gram"),
+        **{name: arrays.get(name) for name in _SEGMENT_ARRAYS},
+        segments=segments,
         algorithm=manifest["algorithm"],
         hyperparameters=dict(manifest["hyperparameters"]),
         training_cutoff=manifest.get("training_cutoff"),

@@ -134,6 +134,10 @@ class Recommender:
         """The item ids of model *rows*."""
         return self._item_ids[rows].tolist()
 
+    def user_row(self, user_id: str) -> int:
+        """The model's row of *user_id*, or -1 when the model does not know it."""
+        return self._users.row(user_id)
+
     def knows_user(self, user_id: str) -> bool:
         """Whether *user_id* has trained factors in this model."""
         return user_id in self._users

@@ -32,13 +32,14 @@ from chalicelib.training.metrics import (
     ranking_metrics,
 )
 from chalicelib.training.search import SearchResult, SearchSpace, random_search
+from chalicelib.training.segments import add_segments, check_segment_count
 from chalicelib.training.spark_als import SPARK_ALGORITHM
 from chalicelib.training.splits import TIME, SplitOutcome, split
 
 logger = logging.getLogger(__name__)
 
 #: Phases reported with their wall time, in order.
-PHASES = ("read", "build", "search", "evaluate", "fit", "index", "upload")
+PHASES = ("read", "build", "search", "evaluate", "fit", "index", "segments", "upload")
 #: Fewer users evaluated than this, and the report warns that its figures are noisy: with one
 #: nDCG@10 per user (often 0 or 1), the mean of 100 moves by about 0.03 from one split to another.
 MIN_EVALUATED_USERS = 100
@@ -78,6 +79,8 @@ class RetrainOptions:
     #: Build an approximate top-N index into models of at least this many items (None: never).
     approximate_index_min_items: int | None = 100_000
     approximate_index: ApproximateIndexOptions = field(default_factory=ApproximateIndexOptions)
+    #: Audience segments to cluster the published model's users into (0: none), seeded by ``seed``.
+    user_segments: int = 8
 
 
 @dataclass
@@ -199,7 +202,10 @@ def retrain(
     ------
     NoInteractions
         When the events read hold no usable interaction.
+    InvalidTrainingOptions
+        When ``options.user_segments`` is out of range.
     """
+    check_segment_count(options.user_segments)  # before the long part, not after
     progress = progress or Progress()
     result = RetrainResult(options=options, engine=engine.name)
     with _timed(result, "read", progress):
@@ -226,6 +232,8 @@ def retrain(
         minimum = options.approximate_index_min_items
         if minimum is not None and result.artifact.n_items >= minimum:
             result.artifact = build_approximate_index(result.artifact, options.approximate_index)
+    with _timed(result, "segments", progress):
+        result.artifact = add_segments(result.artifact, options.user_segments, options.seed)
     if options.dry_run:
         result.reason += "; dry run: nothing published"
         return result

@@ -17,6 +17,7 @@ from tests.support import (
     as_visitor,
     client_for,
     user_token,
+    with_tiny_segments,
 )
 
 EVENT_FOR_U0 = {"events": [{"user_id": "u0", "item_id": "i1", "event_type": "click"}]}
@@ -43,9 +44,12 @@ ROUTES = {
     "catalog get": ("GET", "/items/i0", None),
     "item audience": ("GET", "/items/i0/audience", None),
     "category audience": ("GET", "/audiences?category=Even", None),
+    "segments": ("GET", "/segments", None),
+    "user segment": ("GET", "/users/u2/segment", None),  # u0 is erased by "erase"
 }
 #: Routes of servers only: a publishable key is refused, whoever's token it carries.
-SECRET_ROUTES = ("erase", "catalog put", "catalog batch", "catalog get", "item audience", "category audience")
+SECRET_ROUTES = ("erase", "catalog put", "catalog batch", "catalog get", "item audience", "category audience",
+                 "segments", "user segment")
 #: Routes anyone may call without a key (a key that is sent must still be valid, from its origins).
 PUBLIC_ROUTES = ("health", "contract", "docs", "docs file", "widget", "widget demo", "widget demo file")
 EXPIRED = user_token("u0", ttl_seconds=60, now=time.time() - 3600)
@@ -63,7 +67,8 @@ CALLERS = {
 OK = {"health": 200, "user": 200, "similar": 200, "popular": 200, "session": 200, "events": 202, "erase": 200,
       "contract": 200, "docs": 200, "docs file": 200, "widget": 200, "widget demo": 200, "widget demo file": 200,
       "rank for a user": 200, "rank for a session": 200, "chat for a user": 200, "chat": 200,
-      "catalog put": 200, "catalog batch": 200, "catalog get": 200, "item audience": 200, "category audience": 200}
+      "catalog put": 200, "catalog batch": 200, "catalog get": 200, "item audience": 200, "category audience": 200,
+      "segments": 200, "user segment": 200}
 #: Routes open to any key that act for the user they name: with a publishable key, only with that user's token.
 PER_USER_ROUTES = ("user", "events", "rank for a user", "chat for a user")
 
@@ -101,7 +106,7 @@ def call(client, route: str, headers: dict):
 
 @pytest.fixture
 def client(settings, resources, model_registry, make_tiny_artifact, tmp_path):
-    model_registry.publish(make_tiny_artifact())
+    model_registry.publish(with_tiny_segments(make_tiny_artifact()))
     # A category for the category audience (i2: the matrix's catalog writes replace i0 and i1).
     resources.catalog.put([check_catalog_item({"title": "Item two", "categories": ["Even"]}, item_id="i2")])
     with client_for(settings, tmp_path, headers={}) as client:
@@ -134,10 +139,10 @@ def test_the_matrix_covers_every_route_of_the_app():
 
 
 def _templates(routes):
-    """The matrix's requests as route templates (the ids it uses are u0 and i0; the docs file is docs.js)."""
+    """The matrix's requests as route templates (the ids it uses are u0, u2 and i0; the docs file is docs.js)."""
     for method, path, body in routes:
         path = path.partition("?")[0]
-        path = path.replace("/users/u0", "/users/{user_id}").replace("/items/i0", "/items/{item_id}")
+        path = path.replace("/users/u0", "/users/{user_id}").replace("/users/u2", "/users/{user_id}").replace("/items/i0", "/items/{item_id}")
         yield method, path.replace("/docs/docs.js", "/docs/{asset}"), body
 
 

@@ -32,6 +32,8 @@ REQUESTS = {
     ("/items/{item_id}", "GET"): ("/items/i0", None),
     ("/items/{item_id}/audience", "GET"): ("/items/i0/audience", None),
     ("/audiences", "GET"): ("/audiences", None),
+    ("/segments", "GET"): ("/segments", None),
+    ("/users/{user_id}/segment", "GET"): ("/users/u0/segment", None),
 }
 
 
