@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pytest
 
-from chalicelib.errors import ArtifactError
+from chalicelib.errors import ArtifactError, InvalidTrainingOptions
 from chalicelib.eventlog.item import Event, new_event_id
 from chalicelib.models.artifact import serialize
 from chalicelib.models.registry import ModelRegistry
@@ -424,3 +424,29 @@ def test_models_from_the_approximate_index_size_on_carry_one(model_registry):
 
     assert indexed.artifact.ivf_centroids is not None and indexed.artifact.approximate_index["lists"] == 6
     assert plain.artifact.ivf_centroids is None and plain.artifact.approximate_index is None
+
+
+# --- segments -----------------------------------------------------------------------------------
+
+
+def test_the_published_model_carries_segments_that_find_the_two_groups(model_registry):
+    result = run(model_registry, user_segments=2)
+
+    loaded = model_registry.load(result.version)
+    assert sorted(segment["users"] for segment in loaded.segments["segments"]) == [30, 30]
+    first_half = loaded.user_segments[np.char.less(loaded.user_ids, "u30")]  # users u00..u29 clicked i00..i19
+    assert len(set(first_half.tolist())) == 1
+    described = loaded.segments["segments"][int(first_half[0])]["items"]
+    assert described and all(item["item_id"] < "i20" and item["lift"] > 1 for item in described)
+
+
+def test_no_segments_when_asked_for_none(model_registry):
+    assert model_registry.load(run(model_registry, user_segments=0).version).segments is None
+
+
+def test_a_segment_count_out_of_range_is_refused_before_reading(model_registry):
+    def never(progress):
+        raise AssertionError("read although the options are wrong")
+
+    with pytest.raises(InvalidTrainingOptions, match="user segments"):
+        retrain(never, model_registry, WEIGHTS, options(user_segments=-1))
