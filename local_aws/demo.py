@@ -31,6 +31,7 @@ from chalicelib.eventlog.formats import count_lines
 from chalicelib.eventlog.importer import import_file
 from chalicelib.resources import Resources
 from chalicelib.training.als import AlsParameters
+from chalicelib.training.segments import DEFAULT_SEGMENTS, add_segments
 from chalicelib.training.sources.movielens import SAMPLE_RATINGS
 from chalicelib.training.train import train_from_event_log
 from local_aws.stack import (
@@ -170,7 +171,9 @@ def ensure_model(resources: Resources, params: AlsParameters | None = None) -> s
         return live
     say("training ALS on the event log in DynamoDB ...")
     started = time.perf_counter()
-    artifact = train_from_event_log(resources.scan_table, resources.settings.event_weight_map, params or AlsParameters())
+    params = params or AlsParameters()
+    artifact = train_from_event_log(resources.scan_table, resources.settings.event_weight_map, params)
+    artifact = add_segments(artifact, DEFAULT_SEGMENTS, params.random_state)  # as a retrain makes them
     version = registry.publish(artifact)
     say(f"trained on {artifact.n_interactions} interactions and published model {version} "
         f"in {time.perf_counter() - started:.1f} s")

@@ -32,7 +32,7 @@ from chalicelib.training.metrics import (
     ranking_metrics,
 )
 from chalicelib.training.search import SearchResult, SearchSpace, random_search
-from chalicelib.training.segments import add_segments, check_segment_count
+from chalicelib.training.segments import DEFAULT_SEGMENTS, add_segments, check_segment_count
 from chalicelib.training.spark_als import SPARK_ALGORITHM
 from chalicelib.training.splits import TIME, SplitOutcome, split
 
@@ -80,7 +80,7 @@ class RetrainOptions:
     approximate_index_min_items: int | None = 100_000
     approximate_index: ApproximateIndexOptions = field(default_factory=ApproximateIndexOptions)
     #: Audience segments to cluster the published model's users into (0: none), seeded by ``seed``.
-    user_segments: int = 8
+    user_segments: int = DEFAULT_SEGMENTS
 
 
 @dataclass

@@ -37,6 +37,8 @@ MIN_SHARE = 0.1
 MIN_MEMBERS = 2
 #: Characteristic items stored per segment.
 TOP_ITEMS = 20
+#: Segments a retrain makes unless told otherwise (RetrainOptions.user_segments, --user-segments).
+DEFAULT_SEGMENTS = 8
 #: At most this many segments (a segment number is stored in 16 bits; more than this describes no one).
 MAX_SEGMENTS = 1000
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 from chalicelib.catalog.item import CatalogItem
-from chalicelib.insights.segments import describe_segments, segment_categories, segment_label
+from chalicelib.errors import EventLogUnavailable
+from chalicelib.insights.segments import Segments, describe_segments, segment_categories, segment_label
 from chalicelib.models.artifact import make_segments_entry
+from tests.support import with_tiny_segments
 
 
 def item(item_id: str, *categories: str, blocked: bool = False) -> CatalogItem:
@@ -51,3 +55,17 @@ def test_descriptions_name_only_items_the_catalog_holds_and_does_not_block():
         {"segment": 1, "label": "Comedy", "users": 1, "top_categories": ["Comedy"],
          "top_items": [{"item_id": "i1", "title": "Title i1", "categories": ["Comedy"]}]},
     ]
+
+
+class _SilentEventLog:
+    def erasures(self, user_ids, deadline=None):
+        raise EventLogUnavailable("the event log did not answer in time")
+
+
+def test_without_the_erasure_marker_there_is_no_users_segment(resources, make_tiny_artifact):
+    resources.model_registry.publish(with_tiny_segments(make_tiny_artifact()))
+    blind = Segments(resources.live_model, resources.catalog_cache, _SilentEventLog())
+
+    with pytest.raises(EventLogUnavailable):
+        blind.for_user("u0")
+    assert [segment["users"] for segment in blind.all()["segments"]] == [2, 1]  # the list reads no marker
