@@ -13,7 +13,10 @@ items, those over-represented among its members relative to every user:
 where "engaged" is a positive training interaction. Only items at least
 ``min_share`` of the segment engaged with (and at least ``MIN_MEMBERS``
 members) count, so that one rare item two members liked does not describe a
-segment of thousands. The items are stored by id with their member counts and
+segment of thousands. They are ranked by ``share × ln(lift)``, the item's term
+in how far the segment's engagement is from everyone's (a Kullback-Leibler
+divergence): an item most members engaged with and others less often comes
+before an obscure one a few members shared, which lift alone would put first. The items are stored by id with their member counts and
 lifts; titles and categories are the catalog's, read when a segment is shown.
 """
 
@@ -66,12 +69,13 @@ def cluster_users(user_factors: np.ndarray, n_segments: int, seed: int) -> tuple
 def characteristic_items(seen_indptr: np.ndarray, seen_indices: np.ndarray, seen_values: np.ndarray,
                          assignment: np.ndarray, n_segments: int, n_items: int, top: int = TOP_ITEMS,
                          min_share: float = MIN_SHARE) -> list[list[tuple[int, int, float]]]:
-    """Per segment, its most characteristic item rows: ``(row, members engaged, lift)``, highest lift first.
+    """Per segment, its most characteristic item rows: ``(row, members engaged, lift)``, most characteristic first.
 
     ``lift`` is the share of the segment's members who engaged with the item
     over the share of all users who did (module docstring); an item needs at
-    least ``max(MIN_MEMBERS, min_share × members)`` members and a lift above 1.
-    Ties go to more members, then to the lower row.
+    least ``max(MIN_MEMBERS, min_share × members)`` members and a lift above 1,
+    and items are ranked by ``share × ln(lift)``. Ties go to more members, then
+    to the lower row.
     """
     positive = seen_values > 0
     interaction_users = np.repeat(np.arange(seen_indptr.shape[0] - 1), np.diff(seen_indptr))[positive]
@@ -87,7 +91,8 @@ def characteristic_items(seen_indptr: np.ndarray, seen_indices: np.ndarray, seen
         lift = np.zeros(n_items)
         np.divide(counts * n_users, overall * max(int(sizes[segment]), 1), out=lift, where=overall > 0)
         candidates = np.flatnonzero((counts >= needed) & (lift > 1.0))
-        order = np.lexsort((candidates, -counts[candidates], -lift[candidates]))[:top]
+        divergence = counts[candidates] / max(int(sizes[segment]), 1) * np.log(lift[candidates])
+        order = np.lexsort((candidates, -counts[candidates], -divergence))[:top]
         described.append([(int(row), int(counts[row]), float(lift[row])) for row in candidates[order]])
     return described
 

@@ -58,6 +58,21 @@ def test_characteristic_items_are_over_represented_in_the_segment_by_hand():
     assert described[1] == [(3, 3, 2.0), (2, 3, 1.5)]
 
 
+def test_an_item_most_members_engaged_with_comes_before_an_obscure_one_with_a_higher_lift():
+    """A segment is described by what most of it shares, not by a rarity two members happened to like."""
+    # 40 users, 0..9 in segment 0. Item 0: users 0 and 1 only; item 1: users 0..29.
+    rows = {user: ([0] if user < 2 else []) + ([1] if user < 30 else []) for user in range(40)}
+    indptr = np.cumsum([0] + [len(rows[user]) for user in range(40)])
+    indices = np.array([item for user in range(40) for item in rows[user]])
+    assignment = np.array([0] * 10 + [1] * 30, dtype=np.int16)
+
+    described = characteristic_items(indptr, indices, np.ones(indices.shape[0]), assignment, 2, 2)
+
+    # item 0: share 2/10, lift (2/10)/(2/40) = 4, 0.2 ln 4 = 0.277; item 1: share 1, lift 1/(30/40) = 4/3, ln 4/3 = 0.288.
+    assert [(row, members) for row, members, _ in described[0]] == [(1, 10), (0, 2)]
+    assert [round(lift, 4) for _, _, lift in described[0]] == [1.3333, 4.0]
+
+
 def test_an_item_too_few_members_engaged_with_does_not_describe_a_segment():
     artifact = two_groups()
     assignment = np.array([0, 0, 0, 1, 1, 1], dtype=np.int16)
