@@ -182,7 +182,9 @@ def test_another_sites_page_gets_text_and_checked_links_only_and_reports_clicks_
     assert page.eval_on_selector("#a .rw-image", "img => img.complete && img.naturalWidth") == 1
     assert posted == []  # shown is not viewed
 
-    with page.expect_request(f"{API}/events"):
+    # The response, not the request: the handler records the event before it answers, and a request
+    # can be seen before the handler has run (it failed CI once that way).
+    with page.expect_response(f"{API}/events"):
         page.click("#a .rw-item[data-item-id='2'] .rw-link")
     assert posted[0]["body"]["events"] == [{"user_id": "u/1", "item_id": "2", "event_type": "click", "source": "web"}]
     assert posted[0]["headers"]["x-api-key"] == "pk_shop" and posted[0]["headers"]["x-user-token"] == "token-1"
