@@ -334,7 +334,10 @@ def spark_engine() -> Iterator[object]:
     from chalicelib.training.spark_als import SparkAlsEngine
 
     engine = SparkAlsEngine("local[2]", {"spark.ui.enabled": "false", "spark.driver.host": "127.0.0.1",
-                                         "spark.driver.bindAddress": "127.0.0.1", "spark.sql.shuffle.partitions": "2"})
+                                         "spark.driver.bindAddress": "127.0.0.1", "spark.sql.shuffle.partitions": "1",
+                                         # One ALS block and one data chunk: on test-sized data every extra
+                                         # partition is only scheduling.
+                                         "spark.default.parallelism": "1"})
     yield engine
     engine.close()
 

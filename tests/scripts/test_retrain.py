@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from chalicelib.training import spark_als
 from tests.conftest import SPARK_GROUP
 from tests.support import load_script
 from tests.training.test_export import event_item, write_export
 from tests.training.test_retrain import PNG_MAGIC, grouped_events, recent_grouped_events, write_events
+from tests.training.test_spark_als import SPARK_GOOD
 
 retrain_cli = load_script("retrain")
 
@@ -61,6 +63,8 @@ def test_cli_trains_with_spark_from_a_dynamodb_export(settings, resources, monke
                                                       spark_engine):
     """``--engine spark`` reads the same export, and the same gate publishes the same kind of artifact."""
     monkeypatch.setattr(retrain_cli, "settings_for_stage", lambda stage: settings)
+    # --budget 0 fits the engine's defaults: smaller ones keep the test's two Spark fits short.
+    monkeypatch.setattr(spark_als, "SPARK_DEFAULTS", SPARK_GOOD)
     items = [event_item(user, item, "click", at) for user, item, at in grouped_events(n_users=40, n_items=30,
                                                                                        per_user=8)]
     write_export(resources.s3, settings.model_bucket, "exports", "01234567890123-abcdefgh", [items[:160], items[160:]])

@@ -20,7 +20,7 @@ pytestmark = SPARK_GROUP
 #: A configuration that finds the two groups, in each engine's λ convention.
 PARAMETERS = {
     "implicit": AlsParameters(factors=4, regularization=0.1, alpha=4.0, iterations=10),
-    "spark": AlsParameters(factors=4, regularization=0.01, alpha=4.0, iterations=10),
+    "spark": AlsParameters(factors=4, regularization=0.01, alpha=4.0, iterations=5),
 }
 
 

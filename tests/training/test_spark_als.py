@@ -14,7 +14,7 @@ from tests.training.test_retrain import GOOD, WEIGHTS, options, read_grouped
 
 pytestmark = SPARK_GROUP
 
-SPARK_GOOD = AlsParameters(factors=4, regularization=0.001, alpha=8.0, iterations=10)
+SPARK_GOOD = AlsParameters(factors=4, regularization=0.001, alpha=8.0, iterations=5)
 
 
 def test_a_session_fold_in_of_a_users_items_gives_the_factors_spark_trained(spark_engine):
@@ -40,7 +40,7 @@ def test_spark_cannot_warm_start_so_the_artifact_is_fitted_from_scratch(spark_en
         spark_engine.fit(interactions.matrix, SPARK_GOOD, start)
     artifact = spark_engine.artifact(interactions, SPARK_GOOD, None, start=start,
                                      fit_params=AlsParameters(factors=4, iterations=1))
-    assert artifact.hyperparameters["iterations"] == 10 and not np.all(artifact.user_factors == 1)
+    assert artifact.hyperparameters["iterations"] == SPARK_GOOD.iterations and not np.all(artifact.user_factors == 1)
 
 
 def test_a_spark_retrain_is_evaluated_gated_and_published_like_an_implicit_one(spark_engine, model_registry):
