@@ -323,8 +323,9 @@ def spark_unavailable_reason() -> str | None:
     return None
 
 
-#: Every test that uses Spark runs in one pytest-xdist worker, which starts the JVM once.
-SPARK_GROUP = pytest.mark.xdist_group("spark")
+#: Tests that take the machine's cores run one after another in one pytest-xdist worker: Spark's (which
+#: then starts its JVM once) and the load test, whose latencies a busy JVM beside it stretched past its limit.
+CPU_HEAVY_GROUP = pytest.mark.xdist_group("cpu-heavy")
 
 
 @pytest.fixture(scope="session")

@@ -27,7 +27,10 @@ import requests
 
 from chalicelib.resources import Resources
 from local_aws.stack import free_port, wait_until_listening
+from tests.conftest import CPU_HEAVY_GROUP
 from tests.support import SECRET_KEY, write_stage_config
+
+pytestmark = CPU_HEAVY_GROUP
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 CLIENTS = 8

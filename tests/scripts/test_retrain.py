@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from chalicelib.training import spark_als
-from tests.conftest import SPARK_GROUP
+from tests.conftest import CPU_HEAVY_GROUP
 from tests.support import load_script
 from tests.training.test_export import event_item, write_export
 from tests.training.test_retrain import PNG_MAGIC, grouped_events, recent_grouped_events, write_events
@@ -58,7 +58,7 @@ def test_cli_reports_an_unreadable_export_as_an_error(settings, monkeypatch, tmp
     assert "error: no DynamoDB export at s3://" in capsys.readouterr().err
 
 
-@SPARK_GROUP
+@CPU_HEAVY_GROUP
 def test_cli_trains_with_spark_from_a_dynamodb_export(settings, resources, monkeypatch, tmp_path, capsys,
                                                       spark_engine):
     """``--engine spark`` reads the same export, and the same gate publishes the same kind of artifact."""

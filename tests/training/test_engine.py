@@ -13,9 +13,9 @@ import scipy.sparse as sp
 from chalicelib.training.als import AlsParameters
 from chalicelib.training.engine import IMPLICIT, engine_for_algorithm, training_engine
 from chalicelib.training.interactions import build_interactions
-from tests.conftest import SPARK_GROUP
+from tests.conftest import CPU_HEAVY_GROUP
 
-pytestmark = SPARK_GROUP
+pytestmark = CPU_HEAVY_GROUP
 
 #: A configuration that finds the two groups, in each engine's λ convention.
 PARAMETERS = {

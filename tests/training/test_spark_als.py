@@ -9,10 +9,10 @@ from chalicelib.serving.recommender import Recommender
 from chalicelib.training.als import AlsParameters
 from chalicelib.training.interactions import build_interactions
 from chalicelib.training.retrain import retrain
-from tests.conftest import SPARK_GROUP
+from tests.conftest import CPU_HEAVY_GROUP
 from tests.training.test_retrain import GOOD, WEIGHTS, options, read_grouped
 
-pytestmark = SPARK_GROUP
+pytestmark = CPU_HEAVY_GROUP
 
 SPARK_GOOD = AlsParameters(factors=4, regularization=0.001, alpha=8.0, iterations=5)
 
