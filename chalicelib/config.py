@@ -10,9 +10,10 @@ import json
 import math
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
+from urllib.parse import urlsplit
 
 from chalicelib.errors import ConfigError
 
@@ -155,6 +156,9 @@ class Settings:
     retrain_job: RetrainJobConfig | None = None
     #: Where the ECS and EMR Serverless calls that start it go (None: AWS; the local stage: moto).
     jobs_endpoint_url: str | None = None
+    #: The chat's incoming webhook the weekly insights report is posted to (None: not posted). A secret:
+    #: whoever holds it can post to the channel, so it is left out of the repr (and of every log).
+    insights_webhook_url: str | None = field(default=None, repr=False)
 
     @property
     def aws_call_seconds(self) -> float:
@@ -186,6 +190,27 @@ def _optional_url(env: Mapping[str, str], name: str) -> str | None:
     if not value.startswith(("http://", "https://")):
         raise ConfigError(f"{name} must be an http(s) URL, got {value!r}")
     return value
+
+
+def webhook_url(value: str, name: str) -> str:
+    """*value* checked as the http(s) URL of an incoming webhook, named *name* in the error.
+
+    The message never repeats the value: a webhook's URL is its secret.
+
+    Raises
+    ------
+    ConfigError
+        When *value* is not an http(s) URL with a host.
+    """
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{name} must be an http(s) URL with a host (the value is not shown: it is a secret)")
+    return value.strip()
+
+
+def _optional_webhook_url(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name, "").strip()
+    return webhook_url(value, name) if value else None
 
 
 def _non_negative_float(env: Mapping[str, str], name: str, default: str) -> float:
@@ -454,6 +479,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         history_verb=_history_verb(env),
         retrain_job=_retrain_job(env),
         jobs_endpoint_url=_optional_url(env, "JOBS_ENDPOINT_URL"),
+        insights_webhook_url=_optional_webhook_url(env, "INSIGHTS_WEBHOOK_URL"),
     )
     if settings.aws_call_seconds > settings.request_deadline_seconds:
         # Requests refuse to start an AWS call that could outlast their deadline: every write would fail.
@@ -517,6 +543,7 @@ def environment_of(settings: Settings) -> dict[str, str]:
         "EXPLAIN_HISTORY_VERB": settings.history_verb,
         "RETRAIN_JOB": json.dumps(settings.retrain_job.as_json()) if settings.retrain_job else "",
         "JOBS_ENDPOINT_URL": settings.jobs_endpoint_url or "",
+        "INSIGHTS_WEBHOOK_URL": settings.insights_webhook_url or "",
     }
 
 

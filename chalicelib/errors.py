@@ -229,6 +229,30 @@ class InvalidTrainingOptions(TrainingError):
     """Training options out of their allowed values (an unknown split, for instance)."""
 
 
+class InsightsUnavailable(RecommenderError):
+    """The content counters and trending the weekly insights report reads are not in this build."""
+
+    code = "insights_unavailable"
+
+
+class WebhookError(RecommenderError):
+    """A chat's incoming webhook did not take a message; each subclass says how."""
+
+    code = "webhook_error"
+
+
+class WebhookRejected(WebhookError):
+    """The webhook refused the message (HTTP 4xx other than 429): retrying would not help."""
+
+    code = "webhook_rejected"
+
+
+class WebhookUnavailable(WebhookError):
+    """The webhook kept failing (5xx, 429, timeouts, connection errors) until the attempts ran out."""
+
+    code = "webhook_unavailable"
+
+
 class RetrainJobNotStarted(RecommenderError):
     """The scheduled retraining job could not be started (AWS refused or did not answer)."""
 

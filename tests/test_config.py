@@ -316,3 +316,25 @@ def test_realtime_fresh_weight_defaults_to_the_validated_value_and_round_trips()
 def test_malformed_realtime_fresh_weight_is_refused_saying_what_is_wrong(value, message):
     with pytest.raises(ConfigError, match=f"REALTIME_FRESH_WEIGHT {message}"):
         load_settings(env(REALTIME_FRESH_WEIGHT=value))
+
+
+# --- the weekly insights report's webhook -------------------------------------------------------------
+
+
+def test_the_insights_webhook_is_optional_validated_round_trips_and_never_shown():
+    from chalicelib.config import environment_of
+
+    assert load_settings(MINIMAL_ENV).insights_webhook_url is None
+    url = "https://hooks.slack.com/services/T000/B000/secret-token"
+    settings = load_settings(env(INSIGHTS_WEBHOOK_URL=f" {url} "))
+    assert settings.insights_webhook_url == url
+    assert load_settings(environment_of(settings)) == settings
+    assert "secret-token" not in repr(settings)
+
+
+@pytest.mark.parametrize("value", ["hooks.slack.com/services/secret-token", "ftp://hooks.example/secret-token",
+                                   "https:///secret-token"])
+def test_a_malformed_insights_webhook_is_refused_without_repeating_it(value):
+    with pytest.raises(ConfigError, match="INSIGHTS_WEBHOOK_URL must be an http") as caught:
+        load_settings(env(INSIGHTS_WEBHOOK_URL=value))
+    assert "secret-token" not in str(caught.value)
