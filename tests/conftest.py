@@ -93,10 +93,8 @@ def _unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
-@pytest.fixture
-def settings(moto_server: MotoServer) -> Settings:
-    """Settings naming a fresh bucket and event table on moto (both created)."""
-    config = Settings(
+def _test_settings(moto_server: MotoServer) -> Settings:
+    return Settings(
         model_bucket=_unique("models"),
         model_prefix="models",
         events_table=_unique("events"),
@@ -113,7 +111,21 @@ def settings(moto_server: MotoServer) -> Settings:
         request_deadline_seconds=20.0,
         **TEST_KEYS,
     )
+
+
+@pytest.fixture
+def settings(moto_server: MotoServer) -> Settings:
+    """Settings naming a fresh bucket and event table on moto (both created)."""
+    config = _test_settings(moto_server)
     Resources(config).provision()
+    return config
+
+
+@pytest.fixture
+def bucket_settings(moto_server: MotoServer) -> Settings:
+    """Like ``settings`` with only the bucket created, for tests of S3 alone (the tables take a second)."""
+    config = _test_settings(moto_server)
+    Resources(config).model_registry.ensure_bucket(config.region)
     return config
 
 

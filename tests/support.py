@@ -479,3 +479,95 @@ def skip_unless_ci(what: str, reason: str | None) -> None:
         pytest.fail(f"{what} cannot run in CI: {reason}")
     pytest.skip(reason)
 
+
+
+# --- the weekly insights report ------------------------------------------------------------------------
+
+
+def content_row(key: str, views: int, previous_views: int, *, title: str | None = None, clicks: int = 0,
+                add_to_carts: int = 0, purchases: int = 0, distinct_users: int | None = None) -> Any:
+    """A :class:`chalicelib.reports.weekly.ContentRow` whose rates and change follow from its counts."""
+    from chalicelib.reports.weekly import ContentRow
+
+    return ContentRow(
+        key=key, title=title, views=views, clicks=clicks, add_to_carts=add_to_carts, purchases=purchases,
+        distinct_users=views if distinct_users is None else distinct_users,
+        click_through_rate=clicks / views if views else None, conversion_rate=purchases / views if views else None,
+        previous_views=previous_views,
+        change=(views - previous_views) / previous_views if previous_views else None)
+
+
+class FakeInsightsSource:
+    """An in-memory stand-in for the content counters and trending (``InsightsSource``).
+
+    Sorts as the upstream interface promises (views: most first; change: lowest
+    first; conversion_rate: highest first) and records each call.
+    """
+
+    def __init__(self, items: list[Any] = (), categories: list[Any] = (), trending: list[Any] = ()) -> None:
+        self._items, self._categories, self._trending = list(items), list(categories), list(trending)
+        self.calls: list[tuple[Any, ...]] = []
+
+    def items(self, window: str, sort: str, limit: int) -> list[Any]:
+        self.calls.append(("items", window, sort, limit))
+        if sort == "views":
+            return sorted(self._items, key=lambda row: -row.views)[:limit]
+        assert sort == "change", sort
+        return sorted(self._items, key=lambda row: (row.change is None, row.change or 0.0))[:limit]
+
+    def categories(self, window: str, sort: str, limit: int) -> list[Any]:
+        self.calls.append(("categories", window, sort, limit))
+        assert sort == "conversion_rate", sort
+        return sorted(self._categories, key=lambda row: -(row.conversion_rate or 0.0))[:limit]
+
+    def trending(self, limit: int) -> list[Any]:
+        self.calls.append(("trending", limit))
+        return self._trending[:limit]
+
+
+class WebhookReceiver:
+    """A chat's incoming webhook on 127.0.0.1 (http.server in a thread) that records each request.
+
+    *answers* are (status, body, headers) given in turn, the last one repeated;
+    ``requests`` holds (content type, body bytes) of each POST received.
+    """
+
+    def __init__(self, answers: list[tuple[int, str, dict[str, str]]] | None = None) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.answers = list(answers or [(200, "ok", {})])
+        self.requests: list[tuple[str, bytes]] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                receiver.requests.append((self.headers.get("Content-Type", ""), body))
+                status, text, headers = receiver.answers[min(len(receiver.requests), len(receiver.answers)) - 1]
+                payload = text.encode()
+                self.send_response(status)
+                for name, value in {"Content-Type": "text/plain", **headers}.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args: Any) -> None:  # quiet: pytest shows what failed
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+
+    @property
+    def url(self) -> str:
+        """The webhook's URL, with a path and a token-like part as real ones have."""
+        return f"http://127.0.0.1:{self._server.server_address[1]}/services/T000/B000/secret-token"
+
+    def __enter__(self) -> "WebhookReceiver":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=2)

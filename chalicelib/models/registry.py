@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from chalicelib.errors import ArtifactError
 from chalicelib.models.artifact import (
     MANIFEST_FILE,
@@ -227,6 +229,18 @@ class ModelRegistry(ModelStore):
         key = self._key(version, name)
         self._s3.put_object(Bucket=self._bucket, Key=key, Body=body, ContentType=content_type)
         return key
+
+    def file_address(self, version: str, name: str) -> str | None:
+        """The ``s3://`` address of file *name* beside *version* (e.g. its ``report.md``), None when absent."""
+        check_version_id(version)
+        key = self._key(version, name)
+        try:
+            self._s3.head_object(Bucket=self._bucket, Key=key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+        return f"s3://{self._bucket}/{key}"
 
     def _keys_under(self, folder: str) -> list[str]:
         paginator = self._s3.get_paginator("list_objects_v2")
