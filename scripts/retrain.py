@@ -31,6 +31,7 @@ from tqdm import tqdm
 from chalicelib.config import PROJECT_DIR, settings_for_stage
 from chalicelib.errors import RecommenderError
 from chalicelib.eventlog.weighting import EventWeighting
+from chalicelib.reports.store import InsightsReports
 from chalicelib.resources import Resources
 from chalicelib.training.engine import ENGINE_NAMES, training_engine
 from chalicelib.training.report import write_report
@@ -128,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         with training_engine(args.engine, args.spark_master,
                              spark_checkpoint_dir=args.spark_checkpoint_dir) as engine:
             result = retrain(read, registry, EventWeighting.from_settings(settings), options, BarProgress(), engine)
-        text_path, chart_path = write_report(result, report_dir)
+        insights = InsightsReports(resources.s3, settings.model_bucket, settings.model_prefix).latest_address()
+        text_path, chart_path = write_report(result, report_dir, insights)
         if result.published:
             registry.put_file(result.version, "report.md", text_path.read_bytes(), "text/markdown")
             registry.put_file(result.version, "report.png", chart_path.read_bytes(), "image/png")

@@ -23,8 +23,8 @@ def _row(name: str, metrics: dict[str, float] | None, k: int) -> str:
     return f"| {name} | " + " | ".join(cells) + " |"
 
 
-def markdown(result: RetrainResult) -> str:
-    """The report as markdown."""
+def markdown(result: RetrainResult, insights_report: str | None = None) -> str:
+    """The report as markdown; *insights_report*, the address of the latest weekly insights report, is linked."""
     options, metrics, k = result.options, result.metrics, result.options.k
     used = result.split.used if result.split else options.split
     split_text = ("time split: each user's most recent interactions held out"
@@ -44,6 +44,8 @@ def markdown(result: RetrainResult) -> str:
         "",
         f"Engine: {_ENGINE_TEXT.get(result.engine, result.engine)}.",
         "",
+        *([f"Content insights: the latest weekly report is at `{insights_report}` (`scripts/insights_report.py`).",
+           ""] if insights_report else []),
         "Event values: " + (", ".join(f"`{name}` weighed by {entry['transform']}(value)"
                                       + (f" capped at {entry['cap']:g}" if entry["cap"] is not None else "")
                                       for name, entry in result.event_values.items())
@@ -106,10 +108,13 @@ def chart(result: RetrainResult, path: Path) -> None:
     plt.close(figure)
 
 
-def write_report(result: RetrainResult, folder: Path) -> tuple[Path, Path]:
-    """Write ``report.md`` and ``report.png`` into *folder*; returns their paths."""
+def write_report(result: RetrainResult, folder: Path, insights_report: str | None = None) -> tuple[Path, Path]:
+    """Write ``report.md`` and ``report.png`` into *folder*; returns their paths.
+
+    *insights_report*: the address of the latest weekly insights report, linked when given.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     text_path, chart_path = folder / "report.md", folder / "report.png"
-    text_path.write_text(markdown(result))
+    text_path.write_text(markdown(result, insights_report))
     chart(result, chart_path)
     return text_path, chart_path

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from chalicelib.reports.store import InsightsReports
 from chalicelib.training import spark_als
 from tests.conftest import CPU_HEAVY_GROUP
 from tests.support import load_script
@@ -30,6 +31,9 @@ def test_cli_publishes_then_refuses_with_a_margin(settings, resources, monkeypat
                                             Key=f"{settings.model_prefix}/{version}/report.md")
     assert stored_report["Body"].read() == (tmp_path / "first" / "report.md").read_bytes()
     assert registry.read_manifest(version)["metrics"]["candidate"]["ndcg@10"] > 0
+    assert "Content insights" not in (tmp_path / "first" / "report.md").read_text()  # none published yet
+    InsightsReports(resources.s3, settings.model_bucket, settings.model_prefix).publish(
+        "insights-2026-03-02.md", "# Weekly insights\n", "insights-2026-03-02.png", b"png")
 
     code = retrain_cli.main(["--budget", "1", "--margin", "1", "--report-dir", str(tmp_path / "second")])
 
@@ -38,7 +42,9 @@ def test_cli_publishes_then_refuses_with_a_margin(settings, resources, monkeypat
     assert "NOT PUBLISHED" in out and "does not beat the live model by 1.0" in out
     assert registry.live_version() == version
     assert len(registry.list_versions()) == 1
-    assert "not published" in (tmp_path / "second" / "report.md").read_text()
+    second = (tmp_path / "second" / "report.md").read_text()
+    assert "not published" in second
+    assert f"the latest weekly report is at `s3://{settings.model_bucket}/insights/latest.md`" in second
 
 
 def test_cli_reports_an_empty_log_as_an_error(settings, monkeypatch, tmp_path, capsys):

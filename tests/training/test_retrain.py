@@ -230,6 +230,15 @@ def test_report_names_the_split_the_three_models_and_phase_times(model_registry,
     assert [row.split(" | ")[0] for row in trial_rows] == ["| 1", "| 2"]  # one row per search trial
     chart = chart_path.read_bytes()
     assert chart.startswith(PNG_MAGIC) and len(chart) > 1000
+    assert "Content insights" not in text  # no weekly report given, no line
+
+
+def test_report_links_the_latest_weekly_insights_report_when_given(model_registry, tmp_path):
+    result = run(model_registry, budget=0)
+
+    text = write_report(result, tmp_path, "s3://bucket/insights/latest.md")[0].read_text()
+
+    assert "Content insights: the latest weekly report is at `s3://bucket/insights/latest.md`" in text
 
 
 def test_random_split_is_used_and_reported(model_registry, tmp_path):
