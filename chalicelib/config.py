@@ -51,6 +51,11 @@ DEFAULT_REALTIME_FRESH_WEIGHT = 32.0
 REALTIME_FRESH_WEIGHT_RANGE = (1.0, 1000.0)
 #: What an event's value may do to its weight (chalicelib.eventlog.weighting applies them).
 VALUE_TRANSFORMS = ("none", "linear", "log1p")
+#: Trending: the fewest events (of any positive type) an item needs in the last 24 hours, and the
+#: half-life of an event's weight in hours (chalicelib.insights.trending).
+DEFAULT_TRENDING_MIN_EVENTS = 5
+DEFAULT_TRENDING_HALF_LIFE_HOURS = 6.0
+TRENDING_HALF_LIFE_RANGE = (0.5, 48.0)
 _HISTORY_VERB_PATTERN = re.compile(r"[a-z]+( [a-z]+){0,2}")
 _EVENT_TYPE_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
@@ -159,6 +164,14 @@ class Settings:
     #: The chat's incoming webhook the weekly insights report is posted to (None: not posted). A secret:
     #: whoever holds it can post to the channel, so it is left out of the repr (and of every log).
     insights_webhook_url: str | None = field(default=None, repr=False)
+    #: The DynamoDB table of the insight counters (``INSIGHTS_TABLE``; None: the event table's name + ``-insights``).
+    insights_table: str | None = None
+    #: Whether ``POST /events`` and imports keep the insight counters (``INSIGHTS_COUNTERS``).
+    insights_counters: bool = True
+    #: Fewest events an item needs in the trending window to be a trend (``TRENDING_MIN_EVENTS``).
+    trending_min_events: int = DEFAULT_TRENDING_MIN_EVENTS
+    #: Half-life of an event's weight in the trending score, in hours (``TRENDING_HALF_LIFE_HOURS``).
+    trending_half_life_hours: float = DEFAULT_TRENDING_HALF_LIFE_HOURS
 
     @property
     def aws_call_seconds(self) -> float:
@@ -169,6 +182,11 @@ class Settings:
     def catalog_table_name(self) -> str:
         """The catalog's DynamoDB table: ``CATALOG_TABLE``, by default the event table's name + ``-catalog``."""
         return self.catalog_table or f"{self.events_table}-catalog"
+
+    @property
+    def insights_table_name(self) -> str:
+        """The insight counters' DynamoDB table: ``INSIGHTS_TABLE``, by default the event table's name + ``-insights``."""
+        return self.insights_table or f"{self.events_table}-insights"
 
     @property
     def event_weight_map(self) -> dict[str, float]:
@@ -398,14 +416,18 @@ def _deadline(env: Mapping[str, str]) -> float:
 
 
 def _fresh_weight(env: Mapping[str, str]) -> float:
-    name, (low, high) = "REALTIME_FRESH_WEIGHT", REALTIME_FRESH_WEIGHT_RANGE
-    raw = env.get(name, "").strip() or repr(DEFAULT_REALTIME_FRESH_WEIGHT)
+    low, high = REALTIME_FRESH_WEIGHT_RANGE
+    return _float_in_range(env, "REALTIME_FRESH_WEIGHT", DEFAULT_REALTIME_FRESH_WEIGHT, low, high, "")
+
+
+def _float_in_range(env: Mapping[str, str], name: str, default: float, low: float, high: float, unit: str) -> float:
+    raw = env.get(name, "").strip() or repr(default)
     try:
         value = float(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+        raise ConfigError(f"{name} must be a number{' of ' + unit if unit else ''}, got {raw[:40]!r}") from None
     if not low <= value <= high:  # also refuses nan and inf
-        raise ConfigError(f"{name} must be between {low:g} and {high:g}, got {raw!r}")
+        raise ConfigError(f"{name} must be between {low:g} and {high:g}{' ' + unit if unit else ''}, got {raw[:40]!r}")
     return value
 
 
@@ -480,6 +502,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         retrain_job=_retrain_job(env),
         jobs_endpoint_url=_optional_url(env, "JOBS_ENDPOINT_URL"),
         insights_webhook_url=_optional_webhook_url(env, "INSIGHTS_WEBHOOK_URL"),
+        insights_table=env.get("INSIGHTS_TABLE", "").strip() or None,
+        insights_counters=_on_off(env, "INSIGHTS_COUNTERS", True),
+        trending_min_events=_int_in_range(env, "TRENDING_MIN_EVENTS", DEFAULT_TRENDING_MIN_EVENTS, 1, 1_000_000),
+        trending_half_life_hours=_half_life(env),
     )
     if settings.aws_call_seconds > settings.request_deadline_seconds:
         # Requests refuse to start an AWS call that could outlast their deadline: every write would fail.
@@ -488,6 +514,20 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             f"(AWS_CONNECT_TIMEOUT_SECONDS + AWS_READ_TIMEOUT_SECONDS = {settings.aws_call_seconds:g}): raise it or "
             "lower the timeouts")
     return settings
+
+
+def _on_off(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw not in ("on", "off"):
+        raise ConfigError(f"{name} must be on or off, got {raw[:40]!r}")
+    return raw == "on"
+
+
+def _half_life(env: Mapping[str, str]) -> float:
+    low, high = TRENDING_HALF_LIFE_RANGE
+    return _float_in_range(env, "TRENDING_HALF_LIFE_HOURS", DEFAULT_TRENDING_HALF_LIFE_HOURS, low, high, "hours")
 
 
 def _history_verb(env: Mapping[str, str]) -> str:
@@ -544,6 +584,10 @@ def environment_of(settings: Settings) -> dict[str, str]:
         "RETRAIN_JOB": json.dumps(settings.retrain_job.as_json()) if settings.retrain_job else "",
         "JOBS_ENDPOINT_URL": settings.jobs_endpoint_url or "",
         "INSIGHTS_WEBHOOK_URL": settings.insights_webhook_url or "",
+        "INSIGHTS_TABLE": settings.insights_table or "",
+        "INSIGHTS_COUNTERS": "on" if settings.insights_counters else "off",
+        "TRENDING_MIN_EVENTS": str(settings.trending_min_events),
+        "TRENDING_HALF_LIFE_HOURS": repr(settings.trending_half_life_hours),
     }
 
 

@@ -121,6 +121,13 @@ class CatalogUnavailable(RecommenderError):
     headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
 
 
+class InsightsUnavailable(RecommenderError):
+    """DynamoDB did not answer (in time) for the insight counters."""
+
+    code = "insights_unavailable"
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+
+
 class CatalogItemNotFound(NotFound):
     """An item id the catalog does not hold."""
 
@@ -269,6 +276,7 @@ _HTTP_STATUS: dict[type[RecommenderError], int] = {
     ModelUnavailable: 503,
     EventLogUnavailable: 503,
     CatalogUnavailable: 503,
+    InsightsUnavailable: 503,
     EventsNotStored: 503,
     ArtifactError: 503,
     ConfigError: 500,

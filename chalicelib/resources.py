@@ -39,7 +39,12 @@ from chalicelib.eventlog.log import EventLog
 from chalicelib.eventlog.rules import EventRules
 from chalicelib.eventlog.weighting import EventWeighting
 from chalicelib.insights.audiences import Audiences
+from chalicelib.insights.counter_reader import CounterReader
+from chalicelib.insights.counter_writer import CounterWriter
+from chalicelib.insights.counters import CounterRecord, counter_connection, counter_model, ensure_counter_table
+from chalicelib.insights.performance import ContentPerformance
 from chalicelib.insights.segments import Segments
+from chalicelib.insights.trending import Trending
 from chalicelib.jobs.retrain import RetrainJob, retrain_job
 from chalicelib.models.registry import ModelRegistry
 from chalicelib.models.store import ModelStore
@@ -129,7 +134,51 @@ class Resources:
         )
         batches = BatchWriter(_batch_connection(self.event_table), attempts=config.event_write_attempts,
                               retry_base_seconds=config.event_retry_base_seconds, call_seconds=config.aws_call_seconds)
-        return EventLog(self.event_table, reader, batches=batches, retention_days=config.event_retention_days)
+        log = EventLog(self.event_table, reader, batches=batches, retention_days=config.event_retention_days)
+        if config.insights_counters:
+            log.on_stored(self.insight_counters.record)
+        return log
+
+    @functools.cached_property
+    def counter_table(self) -> type[CounterRecord]:
+        """The insight counters' table, with the API's timeouts and no retries of its own (callers retry)."""
+        config = self.settings
+        return _counter_table(config.insights_table_name, config.region, config.dynamodb_endpoint_url,
+                              config.aws_connect_timeout_seconds, config.aws_read_timeout_seconds, 0)
+
+    @functools.cached_property
+    def insight_counters(self) -> CounterWriter:
+        """Keeps the insight counters as the event log stores events (``INSIGHTS_COUNTERS``)."""
+        config = self.settings
+        table = counter_connection(self.counter_table)
+        calls = BatchWriter(table, attempts=config.event_write_attempts,
+                            retry_base_seconds=config.event_retry_base_seconds, call_seconds=config.aws_call_seconds)
+        return CounterWriter(table, calls, self.item_categories,
+                             on_failure=lambda n: telemetry.count("InsightCounterFailures", n))
+
+    def item_categories(self, item_ids: list[str]) -> dict[str, tuple[str, ...]]:
+        """The catalog categories of those of *item_ids* the catalog holds (through the catalog cache)."""
+        return {item_id: item.categories for item_id, item in self.catalog_cache.items(item_ids).items()}
+
+    @functools.cached_property
+    def counter_reader(self) -> CounterReader:
+        """Reads the insight counters for the insight and trending routes (API timeouts, one retry)."""
+        config = self.settings
+        model = _counter_table(config.insights_table_name, config.region, config.dynamodb_endpoint_url,
+                               config.aws_connect_timeout_seconds, config.aws_read_timeout_seconds, 1)
+        return CounterReader(counter_connection(model))
+
+    @functools.cached_property
+    def content_performance(self) -> ContentPerformance:
+        """The content performance routes' answers, from the counters."""
+        return ContentPerformance(self.counter_reader, self.catalog_cache)
+
+    @functools.cached_property
+    def trending(self) -> Trending:
+        """Trending items, from the counters' hour and day buckets."""
+        config = self.settings
+        return Trending(self.counter_reader, self.catalog_cache, config.event_weight_map,
+                        config.trending_half_life_hours, config.trending_min_events)
 
     @functools.cached_property
     def catalog(self) -> Catalog:
@@ -170,7 +219,8 @@ class Resources:
         weights = self.settings.event_weight_map
         return Answers(self.live_model, self.personalizer, self.item_filters, self.catalog_cache,
                        self.settings.history_verb, weights.get("like", DEFAULT_EVENT_WEIGHTS["like"]),
-                       weights.get("dislike", DEFAULT_EVENT_WEIGHTS["dislike"]))
+                       weights.get("dislike", DEFAULT_EVENT_WEIGHTS["dislike"]),
+                       trending=lambda n, category, exclude: self.trending.top(n, category, exclude))
 
     @functools.cached_property
     def audiences(self) -> Audiences:
@@ -250,10 +300,12 @@ class Resources:
         return Deadline(self.settings.request_deadline_seconds)
 
     def provision(self) -> None:
-        """Create the bucket, the event table (with its time index) and the catalog table if they are missing."""
+        """Create the bucket, the event table (with its time index), the catalog and the insight counters'
+        tables if they are missing."""
         self.model_registry.ensure_bucket(self.settings.region)
         ensure_table(self.event_table)
         self.catalog.ensure_table()
+        ensure_counter_table(self.counter_table)
 
 
 @functools.cache
@@ -290,6 +342,13 @@ def _catalog_table(table_name: str, region: str, host: str | None, connect_timeo
 
 
 @functools.cache
+def _counter_table(table_name: str, region: str, host: str | None, connect_timeout: float, read_timeout: float,
+                   retries: int) -> type[CounterRecord]:
+    return counter_model(table_name, region, host, connect_timeout=connect_timeout, read_timeout=read_timeout,
+                         retries=retries)
+
+
+@functools.cache
 def _batch_connection(model: type[EventRecord]) -> TableConnection:
     return table_connection(model, retries=0)  # BatchWriter retries, within the request's deadline
 
@@ -314,5 +373,5 @@ def reset_app_resources() -> None:
     """Forget the app's resources and the event-table connections, so the next request builds them
     from its settings again (tests, benchmarks). S3 clients, one per endpoint, are kept."""
     _build_app_resources.cache_clear()
-    for cache in (_event_table, _catalog_table, _batch_connection):
+    for cache in (_event_table, _catalog_table, _counter_table, _batch_connection):
         cache.cache_clear()

@@ -1,4 +1,5 @@
-"""Marketing insight routes (secret key): the target audience of an item or of a category, audience segments."""
+"""Marketing insight routes: the target audience of an item or of a category, audience segments, content
+performance (secret key), and trending items (any key)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,14 @@ from typing import Any
 
 from chalicelib.access.control import Access, Caller
 from chalicelib.api.routing import ApiBlueprint
-from chalicelib.api.validation import parse_audience_query, parse_category_query, parse_path_id
+from chalicelib.api.validation import (
+    INSIGHTS_QUERY,
+    parse_audience_query,
+    parse_category_query,
+    parse_insights_query,
+    parse_path_id,
+    parse_trending_query,
+)
 from chalicelib.resources import app_resources
 
 blueprint = ApiBlueprint(__name__)
@@ -41,3 +49,20 @@ def segments(caller: Caller) -> dict[str, Any]:
 def user_segment(caller: Caller, user_id: str) -> dict[str, Any]:
     resources = app_resources()
     return resources.segments.for_user(parse_path_id(user_id, "user_id"), resources.request_deadline())
+
+
+@blueprint.route("/insights/items", access=Access.SECRET, query=(*INSIGHTS_QUERY, "category"))
+def item_performance(caller: Caller) -> dict[str, Any]:
+    return app_resources().content_performance.items(parse_insights_query(blueprint.current_request.query_params))
+
+
+@blueprint.route("/insights/categories", access=Access.SECRET, query=INSIGHTS_QUERY)
+def category_performance(caller: Caller) -> dict[str, Any]:
+    query = parse_insights_query(blueprint.current_request.query_params)
+    return app_resources().content_performance.categories(query)
+
+
+@blueprint.route("/trending", access=Access.ANY_KEY, query=("n", "category"))
+def trending(caller: Caller) -> dict[str, Any]:
+    n, category = parse_trending_query(blueprint.current_request.query_params)
+    return app_resources().trending.answer(n, category)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, Mapping
 from urllib.parse import unquote
@@ -18,6 +19,7 @@ from chalicelib.catalog.index import words_of
 from chalicelib.errors import InvalidRequest, PayloadTooLarge
 from chalicelib.eventlog.item import MAX_USER_ID_BYTES, Event
 from chalicelib.eventlog.rules import EventRules, check_event, check_id
+from chalicelib.insights.performance import SORTS, SOURCES, WINDOWS, InsightsQuery, read_cursor
 from chalicelib.serving.chat import ChatRequest
 from chalicelib.serving.filters import ItemFilter
 
@@ -207,6 +209,47 @@ def parse_category_query(query_params: Mapping[str, str] | None) -> str:
     if "category" not in params:
         raise InvalidRequest("category is required: the catalog category whose audience to find", "category")
     return _check_categories([params["category"]], "category")[0]
+
+
+#: Bounds of the insight listings' pages.
+MAX_INSIGHTS_PAGE = 100
+DEFAULT_INSIGHTS_PAGE = 20
+#: What the insight listings accept in their query strings (``category`` only for items).
+INSIGHTS_QUERY = ("window", "source", "sort", "order", "limit", "cursor")
+
+
+def _one_of(params: Mapping[str, str], field: str, allowed: tuple[str, ...], default: str | None) -> str | None:
+    if field not in params:
+        return default
+    value = params[field]
+    if value not in allowed:
+        raise InvalidRequest(f"{field} must be one of {', '.join(allowed)}, got {value[:40]!r}", field)
+    return value
+
+
+def parse_insights_query(query_params: Mapping[str, str] | None) -> InsightsQuery:
+    """``window``, ``source``, ``category``, ``sort``, ``order``, ``limit`` and ``cursor`` of an insight listing."""
+    params = query_params or {}
+    category = _check_categories([params["category"]], "category")[0] if "category" in params else None
+    limit = check_count(params["limit"], "limit", from_query=True, maximum=MAX_INSIGHTS_PAGE) if "limit" in params \
+        else DEFAULT_INSIGHTS_PAGE
+    query = InsightsQuery(window=_one_of(params, "window", tuple(WINDOWS), "7d"),
+                          source=_one_of(params, "source", SOURCES, None), category=category,
+                          sort=_one_of(params, "sort", SORTS, "views"),
+                          order=_one_of(params, "order", ("desc", "asc"), "desc"), limit=limit)
+    if query.source is not None and query.sort == "distinct_users":
+        raise InvalidRequest("distinct users are counted over every source: sort=distinct_users takes no source",
+                             "sort")
+    if "cursor" in params:
+        return replace(query, offset=read_cursor(params["cursor"], query))
+    return query
+
+
+def parse_trending_query(query_params: Mapping[str, str] | None) -> tuple[int, str | None]:
+    """``n`` and the optional single ``category`` of ``GET /trending``."""
+    params = query_params or {}
+    category = _check_categories([params["category"]], "category")[0] if "category" in params else None
+    return parse_count_query(params), category
 
 
 def parse_filter_fields(body: Mapping[str, Any], query: str | None = None) -> ItemFilter:

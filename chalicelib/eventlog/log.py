@@ -20,7 +20,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Callable
 
 from pynamodb.exceptions import PynamoDBException
 
@@ -40,6 +40,8 @@ from chalicelib.eventlog.item import (
 
 logger = logging.getLogger(__name__)
 
+#: Told of the events each write stored, with the write's deadline (see :meth:`EventLog.on_stored`).
+StoredListener = Callable[[list[Event], "Deadline | None"], Any]
 #: Batches of one write sent side by side (they are independent, network-bound requests).
 WRITE_THREADS = 4
 
@@ -94,6 +96,16 @@ class EventLog:
         self._reader = reader or model
         self._batches = batches if batches is not None else BatchWriter(table_connection(model))
         self._retention = timedelta(days=retention_days) if retention_days > 0 else None
+        self._listeners: list[StoredListener] = []
+
+    def on_stored(self, listener: StoredListener) -> None:
+        """Call *listener* after each :meth:`write` with the events it stored (in request order) and its deadline.
+
+        Never with duplicates or events that could not be stored. The insight counters follow
+        the log this way, for ``POST /events`` and imports alike; a listener handles its own
+        failures (the events are stored whatever it does).
+        """
+        self._listeners.append(listener)
 
     # -- writing -------------------------------------------------------------
 
@@ -147,6 +159,10 @@ class EventLog:
             (receipt.failed if first in failed else receipt.duplicates).append(position)
         for positions in (receipt.stored, receipt.duplicates, receipt.failed):
             positions.sort()
+        if receipt.stored:
+            stored_events = [events[position] for position in receipt.stored]
+            for listener in self._listeners:
+                listener(stored_events, deadline)
         return receipt
 
     def _erase_if_erasure_began(self, stored: list[ItemKey], received_at: datetime,

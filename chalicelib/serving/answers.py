@@ -9,19 +9,22 @@ catalog fields and, on request, reasons.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from chalicelib.catalog.cache import CatalogCache
 from chalicelib.errors import InvalidRequest
-from chalicelib.serving.chat import ChatRequest, as_suggestions, chat_reply
+from chalicelib.serving.chat import ChatRequest, as_suggestions, asks_for_trends, chat_reply, trending_reply
 from chalicelib.serving.explain import ExplainContext
 from chalicelib.serving.filters import ItemFilter, ItemFilters
 from chalicelib.serving.live_model import LiveModel
 from chalicelib.serving.personalizer import Personalizer
 from chalicelib.serving.presenter import present
-from chalicelib.serving.recommender import Profile, Recommender
+from chalicelib.serving.recommender import Profile, Recommendations, Recommender
+
+#: (n, category or None, item ids to leave out) -> the items trending now (chalicelib.insights.trending).
+TrendingSource = Callable[[int, "str | None", tuple[str, ...]], Recommendations]
 
 
 class Answers:
@@ -35,10 +38,13 @@ class Answers:
     catalog: catalog items for answers (titles, links, prices).
     history_verb: the verb of "Because you <verb> …".
     like_weight, dislike_weight: what a like and a dislike said in a chat weigh (as those events).
+    trending: the items trending now, for a chat that asks for them (None: chats never offer trends).
     """
 
     def __init__(self, live_model: LiveModel, personalizer: Personalizer, filters: ItemFilters,
-                 catalog: CatalogCache, history_verb: str, like_weight: float, dislike_weight: float) -> None:
+                 catalog: CatalogCache, history_verb: str, like_weight: float, dislike_weight: float,
+                 trending: TrendingSource | None = None) -> None:
+        self._trending = trending
         self._live_model = live_model
         self._personalizer = personalizer
         self._filters = filters
@@ -125,7 +131,15 @@ class Answers:
         return blocked | {item_id for item_id, item in self._catalog.items(item_ids).items() if item.blocked}
 
     def chat(self, request: ChatRequest) -> dict[str, Any]:
-        """``POST /chat/suggestions``: a few items for a conversation, and a reply listing them."""
+        """``POST /chat/suggestions``: a few items for a conversation, and a reply listing them.
+
+        A query asking what is trending (or popular now, hot today) is answered with the items
+        trending now, in the request's first category if it names one, when any is trending.
+        """
+        if self._trending is not None and asks_for_trends(request.item_filter.query):
+            trending = self._trending_chat(request)
+            if trending is not None:
+                return trending
         recommender = self._live_model.recommender()
         mentioned = [*request.liked_item_ids, *request.disliked_item_ids]
         weights = [self._like_weight] * len(request.liked_item_ids) + \
@@ -148,3 +162,18 @@ class Answers:
         body: dict[str, Any] = {"user_id": request.user_id} if request.user_id is not None else {}
         return body | {"model_version": answer.model_version, "strategy": answer.strategy, "matched": matched,
                        "items": suggestions, "message": chat_reply(request, suggestions, matched)}
+
+    def _trending_chat(self, request: ChatRequest) -> dict[str, Any] | None:
+        category = request.item_filter.categories[0] if request.item_filter.categories else None
+        answer = self._trending(request.n, category, request.candidates_filter().exclude)
+        if not answer.item_ids:
+            return None
+        label = f"Trending in {category} today" if category else "Trending today"
+        suggestions = as_suggestions(present(answer, self._catalog))
+        for entry in suggestions:
+            entry["reason"] = label
+        body: dict[str, Any] = {"user_id": request.user_id} if request.user_id is not None else {}
+        # The counters answer, not the model; the version still says which model serves the conversation.
+        version = self._live_model.recommender().version
+        return body | {"model_version": version, "strategy": answer.strategy, "matched": True,
+                       "items": suggestions, "message": trending_reply(label, suggestions)}

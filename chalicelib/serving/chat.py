@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+from chalicelib.catalog.index import words_of
 from chalicelib.serving.filters import ItemFilter
 
 #: What a suggestion shows of an item: enough for a chat message and a link.
@@ -71,6 +72,26 @@ def chat_reply(request: ChatRequest, suggestions: list[dict[str, Any]], matched:
     if len(suggestions) == 1:
         return "\n".join([f"Here is one suggestion{' ' + wanted if wanted else ''}:", *lines])
     return "\n".join([f"Here are {len(suggestions)} suggestions{' ' + wanted if wanted else ''}:", *lines])
+
+
+#: Words of a chat query asking what is trending: "trending", or "popular"/"hot" with "now"/"today".
+_TREND_WORDS = frozenset({"trending", "trend", "trends"})
+_POPULAR_WORDS = frozenset({"popular", "hot"})
+_NOW_WORDS = frozenset({"now", "today", "currently"})
+
+
+def asks_for_trends(query: str | None) -> bool:
+    """Whether a chat *query* asks what is trending ("trending", "popular now", "hot today")."""
+    if not query:
+        return False
+    words = set(words_of(query))
+    return bool(words & _TREND_WORDS) or (bool(words & _POPULAR_WORDS) and bool(words & _NOW_WORDS))
+
+
+def trending_reply(label: str, suggestions: list[dict[str, Any]]) -> str:
+    """The reply listing trending *suggestions* under *label* ("Trending in Comedy today")."""
+    lines = [f"{number}. {_name(entry)}{_price(entry)}" for number, entry in enumerate(suggestions, start=1)]
+    return "\n".join([f"{label}:", *lines])
 
 
 def as_suggestions(body: dict[str, Any]) -> list[dict[str, Any]]:

@@ -46,10 +46,13 @@ ROUTES = {
     "category audience": ("GET", "/audiences?category=Even", None),
     "segments": ("GET", "/segments", None),
     "user segment": ("GET", "/users/u2/segment", None),  # u0 is erased by "erase"
+    "item performance": ("GET", "/insights/items", None),
+    "category performance": ("GET", "/insights/categories?window=24h", None),
+    "trending": ("GET", "/trending", None),
 }
 #: Routes of servers only: a publishable key is refused, whoever's token it carries.
 SECRET_ROUTES = ("erase", "catalog put", "catalog batch", "catalog get", "item audience", "category audience",
-                 "segments", "user segment")
+                 "segments", "user segment", "item performance", "category performance")
 #: Routes anyone may call without a key (a key that is sent must still be valid, from its origins).
 PUBLIC_ROUTES = ("health", "contract", "docs", "docs file", "widget", "widget demo", "widget demo file")
 EXPIRED = user_token("u0", ttl_seconds=60, now=time.time() - 3600)
@@ -68,7 +71,7 @@ OK = {"health": 200, "user": 200, "similar": 200, "popular": 200, "session": 200
       "contract": 200, "docs": 200, "docs file": 200, "widget": 200, "widget demo": 200, "widget demo file": 200,
       "rank for a user": 200, "rank for a session": 200, "chat for a user": 200, "chat": 200,
       "catalog put": 200, "catalog batch": 200, "catalog get": 200, "item audience": 200, "category audience": 200,
-      "segments": 200, "user segment": 200}
+      "segments": 200, "user segment": 200, "item performance": 200, "category performance": 200, "trending": 200}
 #: Routes open to any key that act for the user they name: with a publishable key, only with that user's token.
 PER_USER_ROUTES = ("user", "events", "rank for a user", "chat for a user")
 
