@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from chalice import Chalice
 
-from chalicelib.api import catalog, chat, docs, events, insights, recommendations, schedule, widget
+from chalicelib.api import catalog, chat, docs, events, insights, recommendations, schedule, streams, widget
 from chalicelib.config import APP_NAME
 
 # Logs are powertools JSON lines (chalicelib.telemetry), not chalice's plain text.
@@ -21,3 +21,4 @@ app.register_blueprint(chat.blueprint)
 app.register_blueprint(docs.blueprint)
 app.register_blueprint(widget.blueprint)
 app.register_blueprint(schedule.blueprint)
+app.register_blueprint(streams.blueprint)

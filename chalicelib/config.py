@@ -27,6 +27,7 @@ SECRET = "secret"
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
 ORIGIN_PATTERN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
+_STREAM_ARN_PATTERN = re.compile(r"^arn:aws[a-z-]*:dynamodb:[a-z0-9-]+:[0-9]{12}:table/[A-Za-z0-9_.-]{3,255}/stream/\S+$")
 _SECRET_ARN_PATTERN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:.+$")
 #: The shortest user-token signing secret accepted (HMAC-SHA256 wants 32 bytes of key).
 MIN_SIGNING_SECRET_LENGTH = 32
@@ -56,6 +57,12 @@ VALUE_TRANSFORMS = ("none", "linear", "log1p")
 DEFAULT_TRENDING_MIN_EVENTS = 5
 DEFAULT_TRENDING_HALF_LIFE_HOURS = 6.0
 TRENDING_HALF_LIFE_RANGE = (0.5, 48.0)
+#: How the insight counters may be kept (``INSIGHTS_COUNTERS``; README, Insights).
+COUNTERS_STREAM, COUNTERS_INGEST, COUNTERS_OFF = "stream", "ingest", "off"
+COUNTERS_MODES = (COUNTERS_STREAM, COUNTERS_INGEST, COUNTERS_OFF)
+#: The stream ARN chalice is given when ``EVENTS_STREAM_ARN`` is unset: a well-formed stand-in, which the
+#: deployed stages' ``.chalice/template.json`` replaces with the stack's ``EventsTable.StreamArn``.
+STREAM_ARN_FROM_TEMPLATE = "arn:aws:dynamodb:us-east-1:000000000000:table/events/stream/set-by-the-template"
 _HISTORY_VERB_PATTERN = re.compile(r"[a-z]+( [a-z]+){0,2}")
 _EVENT_TYPE_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
@@ -166,8 +173,10 @@ class Settings:
     insights_webhook_url: str | None = field(default=None, repr=False)
     #: The DynamoDB table of the insight counters (``INSIGHTS_TABLE``; None: the event table's name + ``-insights``).
     insights_table: str | None = None
-    #: Whether ``POST /events`` and imports keep the insight counters (``INSIGHTS_COUNTERS``).
-    insights_counters: bool = True
+    #: How the insight counters are kept (``INSIGHTS_COUNTERS``): ``stream`` (the events table's stream
+    #: consumer, off the request path: deployed stages), ``ingest`` (by ``POST /events`` and imports, after
+    #: storing: emulators have no streams) or ``off``.
+    insights_counters: str = "ingest"
     #: Fewest events an item needs in the trending window to be a trend (``TRENDING_MIN_EVENTS``).
     trending_min_events: int = DEFAULT_TRENDING_MIN_EVENTS
     #: Half-life of an event's weight in the trending score, in hours (``TRENDING_HALF_LIFE_HOURS``).
@@ -503,7 +512,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         jobs_endpoint_url=_optional_url(env, "JOBS_ENDPOINT_URL"),
         insights_webhook_url=_optional_webhook_url(env, "INSIGHTS_WEBHOOK_URL"),
         insights_table=env.get("INSIGHTS_TABLE", "").strip() or None,
-        insights_counters=_on_off(env, "INSIGHTS_COUNTERS", True),
+        insights_counters=_counters_mode(env),
         trending_min_events=_int_in_range(env, "TRENDING_MIN_EVENTS", DEFAULT_TRENDING_MIN_EVENTS, 1, 1_000_000),
         trending_half_life_hours=_half_life(env),
     )
@@ -516,13 +525,39 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     return settings
 
 
-def _on_off(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name, "").strip().lower()
-    if not raw:
-        return default
-    if raw not in ("on", "off"):
-        raise ConfigError(f"{name} must be on or off, got {raw[:40]!r}")
-    return raw == "on"
+def _counters_mode(env: Mapping[str, str]) -> str:
+    # Unset means ingest: the one mode that works wherever the events table is (emulators and scripts
+    # included); deployed stages set stream in .chalice/config.json, their stack gives them the stream.
+    raw = env.get("INSIGHTS_COUNTERS", "").strip().lower() or COUNTERS_INGEST
+    if raw not in COUNTERS_MODES:
+        raise ConfigError(f"INSIGHTS_COUNTERS must be {', '.join(COUNTERS_MODES[:-1])} or {COUNTERS_MODES[-1]} "
+                          f"(stream: a consumer of the events table's stream keeps them; ingest: POST /events and "
+                          f"imports do; off: nobody), got {raw[:40]!r}")
+    return raw
+
+
+def events_stream_arn(env: Mapping[str, str] | None = None) -> str:
+    """The events table's stream the insight counters' consumer reads (``EVENTS_STREAM_ARN``).
+
+    Read apart from :func:`load_settings` because chalice needs it when it loads ``app.py``
+    (``chalice package`` and ``chalice local`` load it with the stage's variables only, where the
+    deployed stages' table names are not known yet). Unset, it is :data:`STREAM_ARN_FROM_TEMPLATE`:
+    ``.chalice/template.json`` replaces it with the stack's own stream, and ``chalice local`` runs no
+    event source.
+
+    Raises
+    ------
+    ConfigError
+        When it is set to something other than a DynamoDB stream ARN.
+    """
+    env = os.environ if env is None else env
+    arn = env.get("EVENTS_STREAM_ARN", "").strip()
+    if not arn:
+        return STREAM_ARN_FROM_TEMPLATE
+    if not _STREAM_ARN_PATTERN.match(arn):
+        raise ConfigError("EVENTS_STREAM_ARN must be a DynamoDB stream ARN "
+                          f"(arn:aws:dynamodb:<region>:<account>:table/<table>/stream/<label>), got {arn[:80]!r}")
+    return arn
 
 
 def _half_life(env: Mapping[str, str]) -> float:
@@ -585,7 +620,7 @@ def environment_of(settings: Settings) -> dict[str, str]:
         "JOBS_ENDPOINT_URL": settings.jobs_endpoint_url or "",
         "INSIGHTS_WEBHOOK_URL": settings.insights_webhook_url or "",
         "INSIGHTS_TABLE": settings.insights_table or "",
-        "INSIGHTS_COUNTERS": "on" if settings.insights_counters else "off",
+        "INSIGHTS_COUNTERS": settings.insights_counters,
         "TRENDING_MIN_EVENTS": str(settings.trending_min_events),
         "TRENDING_HALF_LIFE_HOURS": repr(settings.trending_half_life_hours),
     }

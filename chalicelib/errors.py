@@ -128,6 +128,12 @@ class InsightsUnavailable(RecommenderError):
     headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
 
 
+class InsightCountersNotUpdated(InsightsUnavailable):
+    """Some insight counter items of a stream batch were not updated: the batch must be delivered again."""
+
+    code = "insight_counters_not_updated"
+
+
 class CatalogItemNotFound(NotFound):
     """An item id the catalog does not hold."""
 

@@ -31,7 +31,7 @@ from chalicelib.catalog.cache import CatalogCache
 from chalicelib.catalog.index import CatalogIndexCache
 from chalicelib.catalog.item import CatalogRecord, catalog_model
 from chalicelib.catalog.store import Catalog
-from chalicelib.config import DEFAULT_EVENT_WEIGHTS, Settings, load_settings
+from chalicelib.config import COUNTERS_INGEST, COUNTERS_STREAM, DEFAULT_EVENT_WEIGHTS, Settings, load_settings
 from chalicelib.deadlines import Deadline
 from chalicelib.eventlog.batch_writer import BatchWriter
 from chalicelib.eventlog.item import EventRecord, ensure_table, event_model, table_connection
@@ -44,6 +44,7 @@ from chalicelib.insights.counter_writer import CounterWriter
 from chalicelib.insights.counters import CounterRecord, counter_connection, counter_model, ensure_counter_table
 from chalicelib.insights.performance import ContentPerformance
 from chalicelib.insights.segments import Segments
+from chalicelib.insights.stream import StreamBatch, count_stream_batch
 from chalicelib.insights.trending import Trending
 from chalicelib.jobs.retrain import RetrainJob, retrain_job
 from chalicelib.models.registry import ModelRegistry
@@ -135,7 +136,7 @@ class Resources:
         batches = BatchWriter(_batch_connection(self.event_table), attempts=config.event_write_attempts,
                               retry_base_seconds=config.event_retry_base_seconds, call_seconds=config.aws_call_seconds)
         log = EventLog(self.event_table, reader, batches=batches, retention_days=config.event_retention_days)
-        if config.insights_counters:
+        if config.insights_counters == COUNTERS_INGEST:  # stream: the stream's consumer counts, off the request
             log.on_stored(self.insight_counters.record)
         return log
 
@@ -148,13 +149,28 @@ class Resources:
 
     @functools.cached_property
     def insight_counters(self) -> CounterWriter:
-        """Keeps the insight counters as the event log stores events (``INSIGHTS_COUNTERS``)."""
+        """Keeps the insight counters: after the event log stores events (``INSIGHTS_COUNTERS=ingest``), or
+        from the events table's stream (``stream``, :meth:`count_stream_batch`)."""
         config = self.settings
         table = counter_connection(self.counter_table)
         calls = BatchWriter(table, attempts=config.event_write_attempts,
                             retry_base_seconds=config.event_retry_base_seconds, call_seconds=config.aws_call_seconds)
         return CounterWriter(table, calls, self.item_categories,
                              on_failure=lambda n: telemetry.count("InsightCounterFailures", n))
+
+    def count_stream_batch(self, records: list[dict[str, Any]]) -> StreamBatch | None:
+        """Count a batch of the events table's stream records (None: not in stream mode).
+
+        Within a request's deadline (``REQUEST_DEADLINE_SECONDS``, at most 25 s: under the function's
+        30 s timeout, so a slow batch fails with its reason logged rather than being killed).
+
+        In ``ingest`` or ``off`` mode the batch is left alone: counting it too would count twice what
+        ingest counts (or what was switched off). Raises
+        :class:`~chalicelib.errors.InsightCountersNotUpdated` so that Lambda delivers the batch again.
+        """
+        if self.settings.insights_counters != COUNTERS_STREAM:
+            return None
+        return count_stream_batch(records, self.insight_counters, self.request_deadline())
 
     def item_categories(self, item_ids: list[str]) -> dict[str, tuple[str, ...]]:
         """The catalog categories of those of *item_ids* the catalog holds (through the catalog cache)."""

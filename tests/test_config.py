@@ -338,3 +338,36 @@ def test_a_malformed_insights_webhook_is_refused_without_repeating_it(value):
     with pytest.raises(ConfigError, match="INSIGHTS_WEBHOOK_URL must be an http") as caught:
         load_settings(env(INSIGHTS_WEBHOOK_URL=value))
     assert "secret-token" not in str(caught.value)
+
+
+@pytest.mark.parametrize(("value", "mode"), [("", "ingest"), ("stream", "stream"), (" Ingest ", "ingest"),
+                                             ("off", "off")])
+def test_insights_counters_take_a_mode(value, mode):
+    from chalicelib.config import environment_of
+
+    settings = load_settings(env(INSIGHTS_COUNTERS=value))
+    assert settings.insights_counters == mode
+    assert load_settings(environment_of(settings)) == settings
+
+
+@pytest.mark.parametrize("value", ["on", "yes", "streams", "true"])
+def test_an_unknown_insights_counters_mode_is_refused_naming_the_modes(value):
+    with pytest.raises(ConfigError, match="INSIGHTS_COUNTERS must be stream, ingest or off"):
+        load_settings(env(INSIGHTS_COUNTERS=value))
+
+
+def test_deployed_stages_count_from_the_stream_and_the_local_stage_at_ingest():
+    """dynalite has no streams and chalice local runs no event source: the local stage counts at ingest."""
+    assert [stage_environment(stage)["INSIGHTS_COUNTERS"] for stage in ("dev", "prod", "local")] == [
+        "stream", "stream", "ingest"]
+
+
+def test_the_events_stream_arn_is_a_stand_in_unless_set_and_checked_when_set():
+    from chalicelib.config import STREAM_ARN_FROM_TEMPLATE, events_stream_arn
+
+    arn = "arn:aws:dynamodb:eu-west-1:123456789012:table/recommender-events/stream/2026-05-01T00:00:00.000"
+    assert events_stream_arn({}) == events_stream_arn({"EVENTS_STREAM_ARN": " "}) == STREAM_ARN_FROM_TEMPLATE
+    assert events_stream_arn({"EVENTS_STREAM_ARN": arn}) == arn
+    for wrong in ("arn:aws:dynamodb:eu-west-1:123456789012:table/recommender-events", "recommender-events"):
+        with pytest.raises(ConfigError, match="EVENTS_STREAM_ARN must be a DynamoDB stream ARN"):
+            events_stream_arn({"EVENTS_STREAM_ARN": wrong})

@@ -121,6 +121,25 @@ def test_the_event_table_is_on_demand_recoverable_and_expires_events(template):
     assert properties["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
 
 
+def test_the_event_table_streams_new_images_to_the_insight_counters(template):
+    assert template["Resources"]["EventsTable"]["Properties"]["StreamSpecification"] == {"StreamViewType": "NEW_IMAGE"}
+
+
+def test_the_counters_table_is_on_demand_expires_counters_and_is_keyed_as_the_code(template):
+    from chalicelib.insights.counters import CounterRecord
+
+    table = template["Resources"]["InsightsTable"]
+    properties = table["Properties"]
+    schema = CounterRecord._get_schema()
+
+    assert table["Type"] == "AWS::DynamoDB::Table" and properties["BillingMode"] == "PAY_PER_REQUEST"
+    assert properties["TimeToLiveSpecification"] == {"AttributeName": CounterRecord.expires_at.attr_name,
+                                                     "Enabled": True}
+    assert properties["KeySchema"] == [{"AttributeName": k["AttributeName"], "KeyType": k["KeyType"]}
+                                       for k in schema["key_schema"]]
+    assert properties["AttributeDefinitions"] == schema["attribute_definitions"]
+
+
 def test_the_catalog_table_is_on_demand_recoverable_and_keyed_as_the_code(template):
     from chalicelib.catalog.item import CatalogRecord
 
@@ -163,9 +182,11 @@ def test_the_function_is_given_the_stacks_resources_and_says_where_they_are(temp
     assert variables["MODEL_BUCKET"] == {"Ref": "ModelBucket"}
     assert variables["EVENTS_TABLE"] == {"Ref": "EventsTable"}
     assert variables["CATALOG_TABLE"] == {"Ref": "CatalogTable"}
+    assert variables["INSIGHTS_TABLE"] == {"Ref": "InsightsTable"}
     assert "${UserTokenSigningSecret}" in variables["USER_TOKEN_SECRETS"]["Fn::Sub"]
     assert (function["MemorySize"], function["Timeout"]) == (config["lambda_memory_size"], config["lambda_timeout"])
-    assert {"ModelBucket", "EventsTable", "CatalogTable", "UserTokenSecrets", "EndpointURL"} <= set(template["Outputs"])
+    assert {"ModelBucket", "EventsTable", "CatalogTable", "InsightsTable", "UserTokenSecrets",
+            "EndpointURL"} <= set(template["Outputs"])
 
 
 @pytest.mark.parametrize("stage", ["dev", "prod"])
@@ -178,6 +199,9 @@ def test_each_deployed_stage_validates_with_what_the_stack_gives_it(template, st
     assert settings.model_bucket == "resolved-ModelBucket"
     assert settings.events_table == "resolved-EventsTable"
     assert settings.catalog_table_name == "resolved-CatalogTable"
+    assert settings.insights_table_name == "resolved-InsightsTable"
+    # The stream consumer keeps the counters: POST /events does not (README, Insights).
+    assert settings.insights_counters == "stream"
     assert settings.user_token_secrets[0].secret_arn.startswith("arn:aws:secretsmanager:")
     assert settings.s3_endpoint_url is None and settings.dynamodb_endpoint_url is None
 
@@ -209,10 +233,12 @@ def test_the_role_may_do_only_what_the_code_does_on_the_stacks_resources_only(te
 def test_each_packaged_role_is_its_functions_policy(template):
     config = json.loads((CHALICE_DIR / "config.json").read_text())["stages"]["prod"]
     expected = {"APIHandler": config["iam_policy_file"],
-                "DailyRetrain": config["lambda_functions"]["daily_retrain"]["iam_policy_file"]}
+                "DailyRetrain": config["lambda_functions"]["daily_retrain"]["iam_policy_file"],
+                "InsightCounters": config["lambda_functions"]["insight_counters"]["iam_policy_file"]}
     roles = {name for name, resource in template["Resources"].items() if resource["Type"] == "AWS::IAM::Role"}
 
-    assert len(roles) == 2  # the API's, and the daily retraining's, which shares nothing with it
+    # The API's, the daily retraining's and the stream consumer's: none shares anything with another.
+    assert len(roles) == 3
     for function, policy_file in expected.items():
         role_name = template["Resources"][function]["Properties"]["Role"]["Fn::GetAtt"][0]
         role = template["Resources"][role_name]["Properties"]
@@ -260,6 +286,63 @@ def test_the_daily_retrain_runs_daily_with_what_the_stack_gives_it(template, ret
     settings = load_settings({**stage_environment("prod"), **given})
     assert settings.model_bucket == "resolved-ModelBucket"
     assert (settings.retrain_job is not None) == bool(retrain_job)
+
+
+#: What the insight counters' stream consumer calls, and why: nothing of the API's.
+ACTIONS_OF_THE_INSIGHT_COUNTERS = {
+    "logs:CreateLogStream", "logs:PutLogEvents",                     # its log lines
+    "dynamodb:DescribeStream", "dynamodb:GetRecords",                # Lambda polls the events table's stream
+    "dynamodb:GetShardIterator", "dynamodb:ListStreams",             # for the function, with its role
+    "dynamodb:UpdateItem", "dynamodb:GetItem",                       # counts ADDed, sketches merged (counter_writer)
+    "dynamodb:DescribeTable", "dynamodb:BatchGetItem",               # the catalog's categories of the events' items
+}
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_the_stream_consumer_may_read_the_stream_and_update_the_counters_only(template, stage):
+    config = json.loads((CHALICE_DIR / "config.json").read_text())["stages"][stage]
+    policy = json.loads((CHALICE_DIR / config["lambda_functions"]["insight_counters"]["iam_policy_file"]).read_text())
+    statements = policy["Statement"]
+    granted = {(action, json.dumps(resource)) for statement in statements for action in statement["Action"]
+               for resource in statement["Resource"]}
+
+    assert {action for action, _ in granted} == ACTIONS_OF_THE_INSIGHT_COUNTERS
+    assert all(statement["Effect"] == "Allow" and "NotAction" not in statement and "NotResource" not in statement
+               for statement in statements)
+    where = {"logs": {"Fn::GetAtt": ["InsightCountersLogGroup", "Arn"]},
+             "dynamodb:DescribeStream": {"Fn::GetAtt": ["EventsTable", "StreamArn"]},
+             "dynamodb:UpdateItem": {"Fn::GetAtt": ["InsightsTable", "Arn"]},
+             "dynamodb:BatchGetItem": {"Fn::GetAtt": ["CatalogTable", "Arn"]}}
+    stream_actions = {"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator",
+                      "dynamodb:ListStreams"}
+    for action, resource in granted:
+        key = ("logs" if action.startswith("logs:") else "dynamodb:DescribeStream" if action in stream_actions
+               else "dynamodb:UpdateItem" if action in ("dynamodb:UpdateItem", "dynamodb:GetItem")
+               else "dynamodb:BatchGetItem")
+        assert json.loads(resource) == where[key], (action, resource)
+    # The API's role reads the counters (the insight routes) and never writes them in stream mode.
+    api = json.loads((CHALICE_DIR / config["iam_policy_file"]).read_text())["Statement"]
+    on_counters = {action for statement in api for action in statement["Action"]
+                   if {"Fn::GetAtt": ["InsightsTable", "Arn"]} in statement["Resource"]}
+    assert on_counters == {"dynamodb:Query"}
+
+
+def test_the_stream_consumer_reads_the_stacks_stream_with_bounded_retries(template):
+    function = template["Resources"]["InsightCounters"]["Properties"]
+    [source] = function["Events"].values()
+    properties = source["Properties"]
+
+    assert source["Type"] == "DynamoDB"
+    assert properties["Stream"] == {"Fn::GetAtt": ["EventsTable", "StreamArn"]}  # not chalice's stand-in
+    assert properties["StartingPosition"] == "LATEST" and properties["BatchSize"] == 100
+    assert properties["BisectBatchOnFunctionError"] is True and 0 < properties["MaximumRetryAttempts"] <= 10
+    assert properties["MaximumRecordAgeInSeconds"] <= 86400  # the stream keeps records 24 hours
+    assert function["Handler"] == "chalicelib.api.streams.insight_counters"
+    given = {name: _resolve(value) for name, value in function["Environment"]["Variables"].items()}
+    settings = load_settings(given)
+    assert (settings.events_table, settings.catalog_table_name, settings.insights_table_name) == (
+        "resolved-EventsTable", "resolved-CatalogTable", "resolved-InsightsTable")
+    assert settings.insights_counters == "stream"
 
 
 def _resolve(value):

@@ -1,7 +1,9 @@
-"""Keeping the insight counters at ingest: what a write of the event log adds, one update per counter item.
+"""Adding events to the insight counters, one update per counter item: at ingest or from the stream.
 
-The event log calls :meth:`CounterWriter.record` with the events it has just stored (never duplicates
-or events it could not store). They are tallied in memory per counter item
+At ingest (``INSIGHTS_COUNTERS=ingest``) the event log calls :meth:`CounterWriter.record` with the
+events it has just stored (never duplicates or events it could not store); from the events table's
+stream (``stream``, :mod:`chalicelib.insights.stream`) a Lambda batch's inserted events go through
+:meth:`CounterWriter.record_batch`. They are tallied in memory per counter item
 (:func:`chalicelib.insights.counters.tally`), then each touched item gets
 
 1. one UpdateItem that ADDs its counts (atomic, no read) and answers the item as it now is, sketch
@@ -10,12 +12,12 @@ or events it could not store). They are tallied in memory per counter item
    was read at; if another writer got there first, the item is read again (strongly consistent) and
    the merge retried. Once a bucket has seen its regular users this second write is rare.
 
-Updates go four at a time, retried like the event log's batch calls (throttling, timeouts: tenacity,
-within the request's deadline). The counters are best effort: an event is accepted once stored in the
-log, and a counter update that still fails is logged and counted (*on_failure*), never an error of
-the request. Consistency (README, Insights): a retried ADD whose first answer was lost counts twice,
-and two copies of one new event racing past the log's duplicate check are both counted; drift is
-repaired by ``scripts/rebuild_insights.py``.
+Updates go four at a time, retried like the event log's batch calls (throttling, timeouts: tenacity),
+within the request's or the stream batch's deadline. At ingest the counters are best effort: an event
+is accepted once stored in the log, and a counter update that still fails is logged and counted
+(*on_failure*), never an error of the request. Consistency (README, Insights): a retried ADD whose
+first answer was lost counts twice, and at ingest two copies of one new event racing past the log's
+duplicate check are both counted; drift is repaired by ``scripts/rebuild_insights.py``.
 """
 
 from __future__ import annotations
@@ -79,18 +81,30 @@ class CounterWriter:
         self._clock = clock
 
     def record(self, events: list[Event], deadline: Deadline | None = None) -> int:
-        """Add *events* (just stored) to their counter items; returns how many items could not be updated."""
-        tallies = tally(events, self._categories_of, self._clock())
-        if not tallies:
-            return 0
-        with ThreadPoolExecutor(max_workers=min(UPDATE_THREADS, len(tallies))) as pool:
-            done = list(pool.map(lambda entry: self._update(entry[0], entry[1], deadline), tallies.items()))
-        failed = done.count(False)
+        """Add *events* (just stored) to their counter items; returns how many items could not be updated.
+
+        Failures are logged and counted (*on_failure*), never raised: at ingest the events are stored
+        whatever the counters do.
+        """
+        touched, failed = self.record_batch(events, deadline)
         if failed:
             logger.error("%d of %d insight counter items not updated for %d stored events",
-                         failed, len(tallies), len(events))
+                         failed, touched, len(events))
             self._on_failure(failed)
         return failed
+
+    def record_batch(self, events: list[Event], deadline: Deadline | None = None) -> tuple[int, int]:
+        """Add *events* to their counter items, one update per item whatever the number of its events.
+
+        Returns (counter items touched, of which not updated); the caller decides what a failure
+        means (ingest logs it, the stream consumer has its batch delivered again).
+        """
+        tallies = tally(events, self._categories_of, self._clock())
+        if not tallies:
+            return 0, 0
+        with ThreadPoolExecutor(max_workers=min(UPDATE_THREADS, len(tallies))) as pool:
+            done = list(pool.map(lambda entry: self._update(entry[0], entry[1], deadline), tallies.items()))
+        return len(tallies), done.count(False)
 
     def _update(self, key: CounterKey, entry: Tally, deadline: Deadline | None) -> bool:
         bucket, dimension = key

@@ -68,7 +68,7 @@ def test_a_failing_counter_update_never_fails_the_write(settings):
 def test_counters_off_writes_none(settings):
     from dataclasses import replace
 
-    resources = Resources(replace(settings, insights_counters=False))
+    resources = Resources(replace(settings, insights_counters="off"))
     resources.event_log.write([event("u1", "i1")])
     assert counters_of(resources, hour_bucket(NOW)) == {}
 
