@@ -137,6 +137,15 @@ def dynamodb_settings(settings: Settings, dynamodb_endpoint: str) -> Settings:
     return config
 
 
+@pytest.fixture(scope="module")
+def module_dynamodb_settings(moto_server: MotoServer, dynamodb_endpoint: str) -> Settings:
+    """Like ``dynamodb_settings``, created once per module and emulator (a second or more saved per test):
+    for tests that keep to keys of their own."""
+    config = replace(_test_settings(moto_server), dynamodb_endpoint_url=dynamodb_endpoint)
+    Resources(config).provision()
+    return config
+
+
 @pytest.fixture
 def resources(settings: Settings) -> Resources:
     """The clients and stores of ``settings``."""

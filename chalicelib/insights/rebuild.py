@@ -2,8 +2,9 @@
 
 :func:`scan_tallies` is what the counters should hold: every stored event within the horizon, tallied
 by the same :func:`chalicelib.insights.counters.tally` as the ingest path. :func:`rebuild` writes
-those exact values over the counters (a put per counter item) and deletes the counter items the scan
-found no event for (those of erased users' events, say). Events written while it runs may be
+those exact values over the counters (a put per counter item) and deletes the counter items of the
+horizon the scan found no event for (those of erased users' events, say), found by a scan of the
+counters' keys. Events written while it runs may be
 counted twice or missed: run it when ingest is quiet, or run it again.
 """
 
@@ -17,11 +18,12 @@ from pynamodb.connection import TableConnection
 
 from chalicelib.eventlog.item import Event, EventRecord, is_event_key, table_connection
 from chalicelib.insights import sketch
-from chalicelib.insights.counter_reader import CounterReader
 from chalicelib.insights.counters import (
     CATEGORY,
+    HASH_KEY,
     HORIZON,
     ITEM,
+    RANGE_KEY,
     CategoriesOf,
     CounterKey,
     Tally,
@@ -61,6 +63,22 @@ def horizon_buckets(now: datetime) -> list[str]:
                   | {day_bucket(start + timedelta(days=k)) for k in range(HORIZON.days + 2)})
 
 
+def counter_keys(counters: TableConnection) -> list[CounterKey]:
+    """The key of every counter item, by a Scan of the keys alone.
+
+    One pass over the table rather than a Query per bucket of the horizon (some 1,500 hour and day
+    buckets, most of them empty): TTL keeps the table to the horizon, so the scan reads little else.
+    """
+    keys: list[CounterKey] = []
+    start = None
+    while True:
+        page = counters.scan(attributes_to_get=[HASH_KEY, RANGE_KEY], exclusive_start_key=start)
+        keys += [(item[HASH_KEY]["S"], item[RANGE_KEY]["S"]) for item in page.get("Items", [])]
+        start = page.get("LastEvaluatedKey")
+        if not start:
+            return keys
+
+
 def rebuild(events: type[EventRecord], counters: TableConnection, categories_of: CategoriesOf, now: datetime,
             progress: Callable[[int], None] = lambda n: None) -> tuple[int, int]:
     """Overwrite the counters with the full scan's values; returns (items written, stale items deleted)."""
@@ -73,13 +91,11 @@ def rebuild(events: type[EventRecord], counters: TableConnection, categories_of:
                            "expires_at": {"N": str(int((bucket_end(bucket) + HORIZON).timestamp()))}})
         counters.put_item(bucket, dimension, attributes=attributes)
         progress(1)
-    reader = CounterReader(counters)
+    horizon = set(horizon_buckets(now))
     deleted = 0
-    for bucket in horizon_buckets(now):
-        for prefix in (ITEM, CATEGORY):
-            for row in reader.read([bucket], prefix)[bucket]:
-                if (bucket, row.dimension) not in expected:
-                    counters.delete_item(bucket, row.dimension)
-                    deleted += 1
+    for key in counter_keys(counters):
+        if key[0] in horizon and key[1].startswith((ITEM, CATEGORY)) and key not in expected:
+            counters.delete_item(*key)
+            deleted += 1
     logger.info("rebuilt %d counter items, deleted %d stale ones", len(expected), deleted)
     return len(expected), deleted
