@@ -33,8 +33,8 @@ REPLAY_PREFIX = "demo-replay-"
 BURST_PREFIX = "demo-burst-"
 REPLAY_DAYS = 28
 #: Ratings replayed (about 1.8 events each, and about 6 counter items to update each, at some 150 calls a
-#: second on dynalite): 700 make the demo's first start under 30 s longer.
-REPLAY_RATINGS = 700
+#: second on dynalite): 600 make the demo's first start under 30 s longer.
+REPLAY_RATINGS = 600
 #: Only ratings of the sample's most rated movies are replayed, so the listings show movies with a few
 #: views a week rather than a thousand with one.
 REPLAY_MOVIES = 150
