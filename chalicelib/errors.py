@@ -242,12 +242,6 @@ class InvalidTrainingOptions(TrainingError):
     """Training options out of their allowed values (an unknown split, for instance)."""
 
 
-class InsightsUnavailable(RecommenderError):
-    """The content counters and trending the weekly insights report reads are not in this build."""
-
-    code = "insights_unavailable"
-
-
 class WebhookError(RecommenderError):
     """A chat's incoming webhook did not take a message; each subclass says how."""
 

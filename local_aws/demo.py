@@ -6,7 +6,10 @@ reuses the DynamoDB data kept in ``.demo/dynamodb``.
 
 The bundled MovieLens sample enters DynamoDB through the same write path as
 ``POST /events`` (first run only), its movies fill the catalog, and the model
-is trained from the event log, as in production.
+is trained from the event log, as in production. A slice of the sample is then
+replayed as shop events of the last 28 days, with a burst in one category today
+(:mod:`local_aws.replay`), through the same write path, which keeps the insight
+counters: the insight and trending routes have something to show.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlencode, urlparse
 
@@ -34,6 +38,7 @@ from chalicelib.training.als import AlsParameters
 from chalicelib.training.segments import DEFAULT_SEGMENTS, add_segments
 from chalicelib.training.sources.movielens import SAMPLE_RATINGS
 from chalicelib.training.train import train_from_event_log
+from local_aws.replay import BURST_CATEGORY, REPLAY_RATINGS, burst_events, replay_events
 from local_aws.stack import (
     FAKE_CREDENTIALS,
     HOST,
@@ -56,6 +61,10 @@ DEMO_DIR = PROJECT_DIR / ".demo"
 RUN_FILE = DEMO_DIR / "run.json"
 IMPORT_MARKER = DEMO_DIR / "dynamodb" / "sample-imported.txt"
 CATALOG_MARKER = DEMO_DIR / "dynamodb" / "catalog-imported.txt"
+REPLAY_MARKER = DEMO_DIR / "dynamodb" / "recent-activity-replayed.txt"
+BURST_MARKER = DEMO_DIR / "dynamodb" / "burst-written.txt"
+#: Events per EventLog.write of the replay: time-ordered chunks share their counter items.
+REPLAY_CHUNK = 500
 #: The movies of the sample's ratings (u.genre beside it names the genre flags).
 SAMPLE_CATALOG = SAMPLE_RATINGS.with_name("u.item")
 
@@ -159,6 +168,57 @@ def load_sample_catalog(resources: Resources, marker: Path | None = CATALOG_MARK
     say(f"stored {summary.stored} catalog items from {sample.name} in {time.perf_counter() - started:.1f} s")
 
 
+def _write_events(resources: Resources, events: list) -> int:
+    """Store *events* through the event log (and so the counters) in chunks; the number newly stored."""
+    # One write at a time: dynalite answers one call at a time, and writes side by side would only race
+    # for the same counter items' sketches.
+    receipts = [resources.event_log.write(events[start:start + REPLAY_CHUNK])
+                for start in range(0, len(events), REPLAY_CHUNK)]
+    failed = sum(len(receipt.failed) for receipt in receipts)
+    if failed:
+        raise SystemExit(f"{failed} replayed events could not be stored; run the demo again")
+    return sum(len(receipt.stored) for receipt in receipts)
+
+
+def replay_recent_activity(resources: Resources, replay_marker: Path | None = REPLAY_MARKER,
+                           burst_marker: Path | None = BURST_MARKER, sample: Path = SAMPLE_RATINGS,
+                           now: datetime | None = None, ratings: int = REPLAY_RATINGS) -> int:
+    """Write the sample's slice replayed over the last 28 days (once per data folder) and today's burst.
+
+    Both go through ``EventLog.write``, whose listener keeps the insight counters. Their event ids do
+    not depend on *now* (the burst's on its UTC day), so writing them again stores nothing; the
+    markers (None for an in-memory DynamoDB) only save the look-up. *ratings*: how many of the sample's
+    ratings are replayed. Returns the events newly stored.
+    """
+    now = now or datetime.now(timezone.utc)
+    fingerprint = f"{resources.settings.events_table}:{hashlib.sha256(sample.read_bytes()).hexdigest()}"
+    stored = 0
+    if replay_marker is not None and replay_marker.exists() and replay_marker.read_text() == fingerprint:
+        say("recent activity already replayed")
+    else:
+        started = time.perf_counter()
+        events = replay_events(sample, now, ratings)
+        stored += _write_events(resources, events)
+        if replay_marker is not None:
+            replay_marker.parent.mkdir(parents=True, exist_ok=True)
+            replay_marker.write_text(fingerprint)
+        say(f"replayed {len(events)} events of the sample over the last 28 days as views, clicks, add-to-carts "
+            f"and purchases ({stored} new) in {time.perf_counter() - started:.1f} s")
+    today = f"{fingerprint}:{now.astimezone(timezone.utc):%Y-%m-%d}"
+    if burst_marker is not None and burst_marker.exists() and burst_marker.read_text() == today:
+        say(f"today's burst in {BURST_CATEGORY} already written")
+        return stored
+    started = time.perf_counter()
+    burst = burst_events(sample, now)
+    new = _write_events(resources, burst)
+    if burst_marker is not None:
+        burst_marker.parent.mkdir(parents=True, exist_ok=True)
+        burst_marker.write_text(today)
+    say(f"wrote today's burst of {len(burst)} events on {BURST_CATEGORY} movies ({new} new) "
+        f"in {time.perf_counter() - started:.1f} s")
+    return stored + new
+
+
 def ensure_model(resources: Resources, params: AlsParameters | None = None) -> str:
     """Make sure a model is live in the demo bucket, training one from the event log if not.
 
@@ -239,6 +299,9 @@ def main() -> int:
         load_sample_events(resources, marker)
         load_sample_catalog(resources, CATALOG_MARKER if marker is not None else None)
         ensure_model(resources)
+        # After the catalog (the counters file each movie under its genres) and the model (trained as before).
+        replay_recent_activity(resources, REPLAY_MARKER if marker is not None else None,
+                               BURST_MARKER if marker is not None else None)
 
         env = {**os.environ, **FAKE_CREDENTIALS}
         env.pop("AWS_PROFILE", None)

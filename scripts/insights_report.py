@@ -25,18 +25,19 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from chalicelib.config import PROJECT_DIR, settings_for_stage, webhook_url
-from chalicelib.errors import InsightsUnavailable, RecommenderError
+from chalicelib.errors import ConfigError, RecommenderError
 from chalicelib.reports.slack import post_to_webhook, slack_payload
+from chalicelib.reports.sources import CounterInsights
 from chalicelib.reports.store import InsightsReports
 from chalicelib.reports.weekly import (
     DEFAULT_LIMIT,
     DEFAULT_WINDOW,
+    REPORT_WINDOWS,
     InsightsSource,
     gather_summary,
     render_chart,
     render_markdown,
     report_names,
-    window_days,
 )
 from chalicelib.resources import Resources
 
@@ -44,30 +45,8 @@ DEFAULT_OUT = PROJECT_DIR / "reports" / "insights"
 
 
 def build_source(resources: Resources) -> InsightsSource:
-    """The stage's content counters and trending, adapted to :class:`InsightsSource`.
-
-    Raises
-    ------
-    InsightsUnavailable
-        When this build does not have them yet.
-    """
-    try:
-        # Imported here: the report's other parts (and its tests) do not need them.
-        from chalicelib.insights import content_performance, trending  # noqa: F401
-    except ImportError as exc:
-        raise InsightsUnavailable(
-            f"the content counters and trending are not in this build yet ({exc.name or exc} is missing), so there "
-            "are no figures to report") from None
-    raise InsightsUnavailable("the content counters and trending are present but not wired to the weekly report "
-                              "yet (scripts/insights_report.py, build_source)")
-
-
-def _window(text: str) -> str:
-    try:
-        window_days(text)
-    except RecommenderError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
+    """The stage's content counters and trending, adapted to :class:`InsightsSource`."""
+    return CounterInsights(resources.content_performance, resources.trending)
 
 
 def _positive(text: str) -> float:
@@ -89,8 +68,9 @@ def main(argv: list[str] | None = None, source: InsightsSource | None = None,
     """Run the CLI; *source* replaces the stage's counters and *now* the clock (tests)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stage", default="local", help="chalice stage whose counters, models and bucket to use")
-    parser.add_argument("--window", type=_window, default=DEFAULT_WINDOW,
-                        help=f"period of each figure, compared with the one before (default {DEFAULT_WINDOW})")
+    parser.add_argument("--window", choices=list(REPORT_WINDOWS), default=DEFAULT_WINDOW,
+                        help="period of each figure, compared with the one before: a window the counters keep "
+                             f"(default {DEFAULT_WINDOW})")
     parser.add_argument("--limit", type=_rows, default=DEFAULT_LIMIT, help=f"rows per table (default {DEFAULT_LIMIT})")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
                         help="folder of the page and chart (default reports/insights)")
@@ -108,7 +88,7 @@ def main(argv: list[str] | None = None, source: InsightsSource | None = None,
         settings = settings_for_stage(args.stage)
         url = webhook_url(args.webhook_url, "--webhook-url") if args.webhook_url else settings.insights_webhook_url
         if args.post and url is None:
-            raise InsightsUnavailable("--post needs a webhook: set INSIGHTS_WEBHOOK_URL or pass --webhook-url")
+            raise ConfigError("--post needs a webhook: set INSIGHTS_WEBHOOK_URL or pass --webhook-url")
         resources = Resources(settings)
         summary = gather_summary(source or build_source(resources), resources.model_registry, now, args.window,
                                  args.limit)

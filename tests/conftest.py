@@ -121,6 +121,14 @@ def settings(moto_server: MotoServer) -> Settings:
     return config
 
 
+@pytest.fixture(scope="module")
+def module_settings(moto_server: MotoServer) -> Settings:
+    """Like ``settings``, shared by the tests of one module that set their data up once and then read it."""
+    config = _test_settings(moto_server)
+    Resources(config).provision()
+    return config
+
+
 @pytest.fixture
 def bucket_settings(moto_server: MotoServer) -> Settings:
     """Like ``settings`` with only the bucket created, for tests of S3 alone (the tables take a second)."""

@@ -42,6 +42,18 @@ CACHE_SECONDS = 60.0
 STRATEGY = "trending"
 
 
+def trend_rates(recent: np.ndarray, baseline: np.ndarray, half_life_hours: float) -> tuple[np.ndarray, np.ndarray]:
+    """Each item's recent rate ``r`` and baseline ``b``, in weighted events per day (module docstring).
+
+    Parameters
+    ----------
+    recent: items x RECENT_HOURS weighted counts, column 0 the current hour.
+    baseline: items x BASELINE_DAYS weighted counts.
+    """
+    decay = np.exp2(-np.arange(recent.shape[1]) / half_life_hours)
+    return 24.0 * (recent @ decay) / decay.sum(), baseline.sum(axis=1) / baseline.shape[1]
+
+
 def trend_scores(recent: np.ndarray, recent_events: np.ndarray, baseline: np.ndarray, half_life_hours: float,
                  min_events: int) -> np.ndarray:
     """The score of each item (NaN for those below the volume).
@@ -52,9 +64,7 @@ def trend_scores(recent: np.ndarray, recent_events: np.ndarray, baseline: np.nda
     recent_events: each item's events of positive weight over those hours.
     baseline: items x BASELINE_DAYS weighted counts.
     """
-    decay = np.exp2(-np.arange(recent.shape[1]) / half_life_hours)
-    rate = 24.0 * (recent @ decay) / decay.sum()
-    usual = baseline.sum(axis=1) / baseline.shape[1]
+    rate, usual = trend_rates(recent, baseline, half_life_hours)
     scores = (rate + PRIOR) / (usual + PRIOR)
     return np.where(recent_events >= min_events, scores, np.nan)
 
@@ -83,7 +93,8 @@ class Trending:
         self._clock = clock
         self._monotonic = monotonic
         self._lock = threading.Lock()
-        self._cached: tuple[float, str, list[str], np.ndarray] | None = None
+        #: (when read, current hour bucket, item ids, scores, recent rates, baselines).
+        self._cached: tuple[float, str, list[str], np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def top(self, n: int, category: str | None = None, exclude: tuple[str, ...] = (),
             now: datetime | None = None) -> Recommendations:
@@ -116,12 +127,18 @@ class Trending:
 
     def scores(self, now: datetime | None = None) -> tuple[list[str], np.ndarray]:
         """Every item with counters in the last 24 hours, and its score (NaN: below the volume)."""
+        item_ids, scores, _, _ = self.figures(now)
+        return item_ids, scores
+
+    def figures(self, now: datetime | None = None) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+        """Every item with counters in the last 24 hours: its score (NaN: below the volume), recent rate and
+        baseline (weighted events per day)."""
         now = (now or self._clock()).astimezone(timezone.utc)
         hours = [hour_bucket(now - timedelta(hours=k)) for k in range(RECENT_HOURS)]
         with self._lock:
             if self._cached is not None and self._cached[1] == hours[0] \
                     and self._monotonic() - self._cached[0] < CACHE_SECONDS:
-                return self._cached[2], self._cached[3]
+                return self._cached[2:]
         days = [day_bucket(now - timedelta(days=k)) for k in range(2, 2 + BASELINE_DAYS)]
         read = self._reader.read(hours + days, ITEM)
         item_ids = sorted({row.dimension for bucket in hours for row in read[bucket]})
@@ -138,10 +155,11 @@ class Trending:
                 if row.dimension in rows:
                     baseline[rows[row.dimension], column] = self._weighted(row.counts)
         scores = trend_scores(recent, events, baseline, self._half_life, self._min_events)
+        rate, usual = trend_rates(recent, baseline, self._half_life)
         ids = [dimension[len(ITEM):] for dimension in item_ids]
         with self._lock:
-            self._cached = (self._monotonic(), hours[0], ids, scores)
-        return ids, scores
+            self._cached = (self._monotonic(), hours[0], ids, scores, rate, usual)
+        return ids, scores, rate, usual
 
     def _weighted(self, counts: Mapping[str, int]) -> float:
         return float(sum(weight * counts.get(name, 0) for name, weight in self._weights.items()))

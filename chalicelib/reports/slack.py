@@ -32,7 +32,7 @@ from chalicelib.reports.weekly import (
     report_names,
     score_text,
     shorten,
-    window_days,
+    window_text,
 )
 
 logger = logging.getLogger(__name__)
@@ -59,11 +59,11 @@ def slack_payload(summary: WeeklySummary, report_url: str | None) -> dict[str, A
     rows were left out, and the message holds at most 50 blocks.
     """
     day = f"{summary.generated_at:%Y-%m-%d}"
-    days = window_days(summary.window)
+    period = window_text(summary.window)
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": shorten(f"Weekly insights, {day}", MAX_HEADER_TEXT)}},
-        _section([f"The {days} days to {summary.generated_at:%Y-%m-%d %H:%M %Z}".rstrip()
-                  + f", compared with the {days} days before."]),
+        _section([f"The {period} to {summary.generated_at:%Y-%m-%d %H:%M %Z}".rstrip()
+                  + f", compared with the {period} before."]),
         _section(["*Live model*", *_live_model_lines(summary.live_model)]),
         {"type": "divider"},
         _section(["*Top items by views*", *_numbered(

@@ -10,7 +10,6 @@ and :func:`render_chart` turn the summary into a page and its PNG, and
 from __future__ import annotations
 
 import io
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -35,7 +34,8 @@ FALLING_CANDIDATES = 500
 CATEGORY_CANDIDATES = 200
 #: The retrain's report beside each model version (scripts/retrain.py uploads it).
 RETRAIN_REPORT = "report.md"
-_WINDOW_PATTERN = re.compile(r"^([1-9][0-9]?)d$")
+#: The windows the counters keep (``chalicelib.insights.performance.WINDOWS``), as the report names them.
+REPORT_WINDOWS = {"1h": "hour", "24h": "24 hours", "7d": "7 days", "28d": "28 days"}
 #: Longest title shown in a table cell or a chart label.
 _TITLE_CHARACTERS = 80
 _LABEL_CHARACTERS = 32
@@ -125,19 +125,18 @@ class WeeklySummary:
     min_category_views: int = MIN_CATEGORY_VIEWS
 
 
-def window_days(window: str) -> int:
-    """The days of *window* (``7d`` -> 7), from 1 to 99.
+def window_text(window: str) -> str:
+    """How the report names *window* (``7d`` -> ``7 days``), one of :data:`REPORT_WINDOWS`.
 
     Raises
     ------
     InvalidRequest
-        When *window* is not a number of days followed by ``d``.
+        When the counters do not keep *window*.
     """
-    match = _WINDOW_PATTERN.match(window)
-    if match is None:
-        raise InvalidRequest(f"window must be a number of days from 1 to 99 followed by d, like 7d; got {window!r}",
-                             field="window")
-    return int(match.group(1))
+    if window not in REPORT_WINDOWS:
+        raise InvalidRequest(f"window must be one of {', '.join(REPORT_WINDOWS)} (the windows the counters keep); "
+                             f"got {window!r}", field="window")
+    return REPORT_WINDOWS[window]
 
 
 def report_names(generated_at: datetime) -> tuple[str, str]:
@@ -161,7 +160,7 @@ def gather_summary(source: InsightsSource, registry: ModelRegistry, now: datetim
     min_previous_views: views an item needs in the previous window to count as falling.
     min_category_views: views a category needs in the window to be ranked by conversion.
     """
-    window_days(window)
+    window_text(window)
     # The source's own order is not trusted beyond choosing candidates: the rules of each table are applied here.
     falling = [row for row in source.items(window, "change", FALLING_CANDIDATES)
                if row.previous_views >= min_previous_views and row.change is not None and row.change < 0]
@@ -268,12 +267,12 @@ def _when(value: str | None) -> str:
 
 def render_markdown(summary: WeeklySummary, chart_name: str | None) -> str:
     """The summary as a markdown page; *chart_name* is the PNG beside it (None: no chart)."""
-    days = window_days(summary.window)
+    period = window_text(summary.window)
     lines = [
         f"# Weekly insights, {summary.generated_at:%Y-%m-%d}",
         "",
-        f"The {days} days to {summary.generated_at:%Y-%m-%d %H:%M %Z}".rstrip()
-        + f", each figure compared with the {days} days before.",
+        f"The {period} to {summary.generated_at:%Y-%m-%d %H:%M %Z}".rstrip()
+        + f", each figure compared with the {period} before.",
         "",
     ]
     if chart_name:
@@ -359,7 +358,7 @@ def render_chart(summary: WeeklySummary) -> bytes:
     else:
         axes.text(0.5, 0.5, "no item was viewed in the window", ha="center", va="center", transform=axes.transAxes)
         axes.set_axis_off()
-    axes.set_title(f"Top items by views, last {window_days(summary.window)} days to "
+    axes.set_title(f"Top items by views, last {window_text(summary.window)} to "
                    f"{summary.generated_at:%Y-%m-%d}")
     figure.tight_layout()
     buffer = io.BytesIO()

@@ -1,9 +1,14 @@
 """Content performance and trending through the app: answers, pagination, bad input, keys; trending
-needs volume and reacts to a burst (fixed clock: ``now`` passed explicitly)."""
+needs volume and reacts to a burst (fixed clock: ``now`` passed explicitly).
+
+The stage, catalog, model and events are set up once for the module (the tests only read them, and
+the burst's events are in June 2026, in buckets no other test reads).
+"""
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -11,21 +16,44 @@ import pytest
 from chalicelib.catalog.rules import check_catalog_item
 from chalicelib.eventlog.item import Event
 from chalicelib.insights.trending import Trending
+from chalicelib.resources import Resources
 from tests.support import JSON_HEADERS, as_visitor, client_for, tiny_artifact
 
 NOW = datetime.now(timezone.utc)
+#: One worker runs the module (make test distributes by group), so its set-up is done once.
+pytestmark = pytest.mark.xdist_group("insights-routes")
 
 
-@pytest.fixture
-def client(settings, resources, tmp_path):
-    resources.model_registry.publish(tiny_artifact())
-    resources.catalog.put([check_catalog_item({"title": f"Item {n}", "categories": ["Comedy" if n % 2 else "Drama"]},
-                                              item_id=f"i{n}") for n in range(4)])
-    with client_for(settings, tmp_path) as client:
+@pytest.fixture(scope="module")
+def stage(module_settings, dynalite_server):
+    """The module's settings, on dynalite where it runs: a listing is dozens of Queries, each far quicker there."""
+    if dynalite_server is None:
+        return module_settings
+    config = replace(module_settings, dynamodb_endpoint_url=dynalite_server.url)
+    Resources(config).provision()
+    return config
+
+
+@pytest.fixture(scope="module")
+def resources(stage):
+    """The module's stores: a tiny model and four items, i1 and i3 in Comedy, i0 and i2 in Drama."""
+    shared = Resources(stage)
+    shared.model_registry.publish(tiny_artifact())
+    shared.catalog.put([check_catalog_item({"title": f"Item {n}", "categories": ["Comedy" if n % 2 else "Drama"]},
+                                           item_id=f"i{n}") for n in range(4)])
+    return shared
+
+
+@pytest.fixture(scope="module")
+def client(stage, resources, tmp_path_factory):
+    """The app, after i1 got 3 views, a click and a purchase on the web, i2 a view in the app (through
+    ``POST /events``), and i3 6 views (straight into the counters)."""
+    with client_for(stage, tmp_path_factory.mktemp("stage")) as client:
         events = [{"user_id": f"u{k}", "item_id": "i1", "event_type": kind, "source": "web"}
                   for k, kind in enumerate(["view", "view", "view", "click", "purchase"])]
         events += [{"user_id": "u9", "item_id": "i2", "event_type": "view", "source": "app"}]
         assert client.http.post("/events", body=json.dumps({"events": events}), headers=JSON_HEADERS).status_code == 202
+        resources.insight_counters.record([Event(f"v{k}", "i3", "view", f"t{k}", NOW) for k in range(6)])
         yield client
 
 
@@ -35,23 +63,25 @@ def get(client, path, headers=None):
 
 
 def test_items_show_counts_rates_and_distinct_users_and_page_with_a_cursor(client):
-    status, answer = get(client, "/insights/items?window=24h&limit=1")
-    assert status == 200 and answer["total"] == 2
-    [row] = answer["items"]
+    # 7d: the events are in its newest bucket too, and it is 14 Queries where 24h is 48.
+    status, answer = get(client, "/insights/items?window=7d&limit=2")
+    assert status == 200 and answer["total"] == 3
+    assert [row["item_id"] for row in answer["items"]] == ["i3", "i1"]  # by views: 6, 3
+    row = answer["items"][1]
     assert (row["item_id"], row["title"], row["views"], row["clicks"], row["purchases"], row["events"]) == (
         "i1", "Item 1", 3, 1, 1, 5)
     assert (row["distinct_users"], row["click_through_rate"], row["conversion_rate"]) == (5, 0.3333, 0.3333)
     assert row["previous"]["events"] == 0 and row["change"] is None
-    status, second = get(client, f"/insights/items?window=24h&limit=1&cursor={answer['next_cursor']}")
+    status, second = get(client, f"/insights/items?window=7d&limit=2&cursor={answer['next_cursor']}")
     assert [row["item_id"] for row in second["items"]] == ["i2"] and second["next_cursor"] is None
     assert [r["item_id"] for r in get(client, "/insights/items?source=app")[1]["items"]] == ["i2"]
-    assert [r["item_id"] for r in get(client, "/insights/items?category=comedy")[1]["items"]] == ["i1"]
+    assert [r["item_id"] for r in get(client, "/insights/items?category=comedy")[1]["items"]] == ["i3", "i1"]
 
 
 def test_categories_add_up_their_items(client):
     status, answer = get(client, "/insights/categories?window=1h&sort=events&order=asc")
     assert status == 200
-    assert [(row["category"], row["events"]) for row in answer["categories"]] == [("Drama", 1), ("Comedy", 5)]
+    assert [(row["category"], row["events"]) for row in answer["categories"]] == [("Drama", 1), ("Comedy", 11)]
 
 
 @pytest.mark.parametrize(("path", "field"), [
@@ -68,8 +98,8 @@ def test_bad_input_is_refused_saying_what_is_wrong(client, path, field):
 
 
 def test_a_cursor_of_another_listing_is_refused(client):
-    cursor = get(client, "/insights/items?window=24h&limit=1")[1]["next_cursor"]
-    assert get(client, f"/insights/items?window=7d&limit=1&cursor={cursor}")[1]["field"] == "cursor"
+    cursor = get(client, "/insights/items?window=7d&limit=1")[1]["next_cursor"]
+    assert get(client, f"/insights/items?window=24h&limit=1&cursor={cursor}")[1]["field"] == "cursor"
 
 
 @pytest.mark.parametrize("path", ["/insights/items", "/insights/categories"])
@@ -87,8 +117,12 @@ def test_trending_is_for_any_key(client):
 
 
 def _trend(resources, now, events):
-    resources.insight_counters._clock = lambda: now
-    resources.insight_counters.record(events)
+    writer = resources.insight_counters
+    real_clock, writer._clock = writer._clock, lambda: now  # June 2026 is past the horizon of the real clock
+    try:
+        writer.record(events)
+    finally:
+        writer._clock = real_clock
     return Trending(resources.counter_reader, resources.catalog_cache, resources.settings.event_weight_map,
                     6.0, 5, clock=lambda: now)
 
@@ -114,9 +148,7 @@ def test_trending_needs_volume_and_reacts_to_a_burst_within_the_hour(resources):
     assert "burst" not in before.top(10, now=now - timedelta(hours=1)).item_ids
 
 
-def test_a_chat_asking_what_is_trending_gets_the_trend(client, resources):
-    now = datetime.now(timezone.utc)
-    resources.insight_counters.record([Event(f"v{k}", "i3", "view", f"t{k}", now) for k in range(6)])
+def test_a_chat_asking_what_is_trending_gets_the_trend(client):
     body = json.dumps({"query": "what's trending now?", "category": "Comedy", "n": 2})
     answer = json.loads(client.http.post("/chat/suggestions", body=body, headers=JSON_HEADERS).body)
     assert answer["strategy"] == "trending" and answer["message"].startswith("Trending in Comedy today:")

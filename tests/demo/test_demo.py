@@ -7,9 +7,12 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from chalicelib.eventlog.item import is_event_key
+from chalicelib.insights.performance import InsightsQuery
 from chalicelib.training.als import AlsParameters
 from chalicelib.training.sources.movielens import SAMPLE_RATINGS
-from local_aws.demo import ensure_model, load_sample_events
+from local_aws.demo import ensure_model, load_sample_events, replay_recent_activity
+from local_aws.replay import BURST_PREFIX, REPLAY_PREFIX, burst_items
 
 QUICK = AlsParameters(factors=8, iterations=2)
 
@@ -53,3 +56,22 @@ def test_the_marker_skips_a_second_import(resources, tmp_path, sample):
     load_sample_events(resources, marker, sample)
 
     assert resources.event_table.count() == 0
+
+
+def test_the_replay_gives_the_insights_and_trending_something_to_show_and_writes_once(resources, tmp_path):
+    """The sample replayed over the last 28 days and today's burst, through the event log and its counters."""
+    now = datetime.now(timezone.utc)
+    replay_marker, burst_marker = tmp_path / "replayed.txt", tmp_path / "burst.txt"
+
+    stored = replay_recent_activity(resources, replay_marker, burst_marker, now=now, ratings=60)
+
+    ids = [record.event_id for record in resources.scan_table.scan() if is_event_key(record.record_key)]
+    rows = resources.content_performance.items(InsightsQuery(window="7d", limit=100))["items"]
+    assert stored > 60 and rows and all(row["views"] > 0 or row["previous"]["views"] > 0 for row in rows)
+    assert sum(row["views"] for row in rows) > 0
+    trending = resources.trending.top(10, now=now).item_ids
+    assert trending and set(trending[:4]) == set(burst_items(SAMPLE_RATINGS))
+    assert len(ids) == stored and all(event_id.startswith((REPLAY_PREFIX, BURST_PREFIX)) for event_id in ids)
+    assert replay_marker.exists() and burst_marker.exists()
+    # Without the markers everything is looked up again, and all of it is already stored.
+    assert replay_recent_activity(resources, None, None, now=now + timedelta(minutes=5), ratings=60) == 0

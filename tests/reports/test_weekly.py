@@ -9,7 +9,9 @@ from datetime import datetime, timezone
 import pytest
 
 from chalicelib.errors import InvalidRequest
+from chalicelib.insights.performance import WINDOWS
 from chalicelib.reports.weekly import (
+    REPORT_WINDOWS,
     LiveModelSummary,
     TrendingRow,
     WeeklySummary,
@@ -17,7 +19,7 @@ from chalicelib.reports.weekly import (
     render_chart,
     render_markdown,
     report_names,
-    window_days,
+    window_text,
 )
 from chalicelib.resources import Resources
 from tests.support import FakeInsightsSource, content_row
@@ -112,11 +114,12 @@ def test_tiny_rates_and_large_changes_stay_readable():
     assert "| 250,000 | +24,900% | 1 | <0.1% | 0 | 3 | <0.1% |" in text
 
 
-def test_windows_are_days_from_1_to_99():
-    assert window_days("7d") == 7 and window_days("30d") == 30
-    for bad in ("0d", "7", "1w", "100d", " 7d", "-7d"):
-        with pytest.raises(InvalidRequest, match="like 7d"):
-            window_days(bad)
+def test_windows_are_those_the_counters_keep():
+    assert set(REPORT_WINDOWS) == set(WINDOWS)
+    assert (window_text("7d"), window_text("1h")) == ("7 days", "hour")
+    for bad in ("0d", "7", "1w", "30d", " 7d", "-7d"):
+        with pytest.raises(InvalidRequest, match="1h, 24h, 7d, 28d"):
+            window_text(bad)
     assert report_names(NOW) == ("insights-2026-03-02.md", "insights-2026-03-02.png")
 
 

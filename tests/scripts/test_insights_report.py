@@ -94,11 +94,13 @@ def test_posting_without_a_usable_webhook_is_an_error(use_settings, source, tmp_
 
 def test_bad_arguments_are_refused(capsys):
     with pytest.raises(SystemExit):
-        insights_cli.main(["--window", "1w"])
-    assert "like 7d" in capsys.readouterr().err
+        insights_cli.main(["--window", "30d"])
+    assert "choose from '1h', '24h', '7d', '28d'" in capsys.readouterr().err
 
 
-def test_without_the_counters_the_source_says_what_is_missing(use_settings, tmp_path, capsys):
-    assert insights_cli.main(["--out", str(tmp_path)], now=NOW) == 2
+def test_the_stage_counters_are_the_default_source(settings, monkeypatch, tmp_path):
+    monkeypatch.setattr(insights_cli, "settings_for_stage", lambda stage: settings)  # tables provisioned
+    assert insights_cli.main(["--out", str(tmp_path), "--window", "24h"], now=NOW) == 0
 
-    assert "the content counters and trending are" in capsys.readouterr().err
+    page = (tmp_path / "insights-2026-03-02.md").read_text()
+    assert "The 24 hours to 2026-03-02" in page and "_No item was viewed in the window._" in page
