@@ -40,10 +40,22 @@ def engine(request):
     return IMPLICIT if request.param == "implicit" else request.getfixturevalue("spark_engine")
 
 
-def test_factors_have_a_row_per_user_and_item_and_zero_rows_where_nothing_happened(engine):
-    matrix = grouped_matrix()
+@pytest.fixture(scope="module")
+def fits() -> dict:
+    """Each engine's factors on ``grouped_matrix()``, fitted once: the tests below only read them."""
+    return {}
 
-    users, items = engine.fit(matrix, PARAMETERS[engine.name])
+
+@pytest.fixture
+def fitted(engine, fits) -> tuple[np.ndarray, np.ndarray]:
+    """(user_factors, item_factors) of *engine* on ``grouped_matrix()`` with its ``PARAMETERS``."""
+    if engine.name not in fits:
+        fits[engine.name] = engine.fit(grouped_matrix(), PARAMETERS[engine.name])
+    return fits[engine.name]
+
+
+def test_factors_have_a_row_per_user_and_item_and_zero_rows_where_nothing_happened(fitted):
+    users, items = fitted
 
     assert users.shape == (21, 4) and items.shape == (13, 4)
     assert users.dtype == items.dtype == np.float32
@@ -51,9 +63,9 @@ def test_factors_have_a_row_per_user_and_item_and_zero_rows_where_nothing_happen
     assert np.all(np.abs(users[:20]).sum(axis=1) > 0)
 
 
-def test_what_is_recommended_comes_from_the_users_own_group(engine):
+def test_what_is_recommended_comes_from_the_users_own_group(fitted):
     matrix = grouped_matrix()
-    users, items = engine.fit(matrix, PARAMETERS[engine.name])
+    users, items = fitted
 
     scores = users[:20] @ items.T
     scores[matrix[:20].nonzero()] = -np.inf
