@@ -22,7 +22,9 @@ TITLES = {"i0": "Zero", "i1": "One", "i2": "Two", "i3": "Three"}
 @pytest.fixture
 def client(settings, model_registry, make_tiny_artifact, tmp_path):
     model_registry.publish(make_tiny_artifact())
-    with client_for(replace(settings, catalog_cache_seconds=0), tmp_path) as client:
+    # Answers read the catalog with the real-time timeout (0.25 s, no retry) and drop their titles and
+    # blocks when it runs out: a busy emulator would then fail what these tests check, the blocking.
+    with client_for(replace(settings, catalog_cache_seconds=0, realtime_timeout_seconds=2.0), tmp_path) as client:
         for item_id, title in TITLES.items():
             put(client, item_id, {"title": title})
         yield client
