@@ -74,7 +74,7 @@ class SparkAlsEngine(TrainingEngine):
                  checkpoint_dir: str | None = None) -> None:
         self._master = master
         self._checkpoint_dir = checkpoint_dir
-        self._config = {**_SESSION_DEFAULTS, **(config or {})}
+        self._config = dict(config or {})
         self._session: Any = None
         self._owns_session = False
         self._temporary_checkpoints: str | None = None
@@ -104,7 +104,10 @@ class SparkAlsEngine(TrainingEngine):
             if (self._master or "local").startswith("local"):
                 # Local executors run this interpreter (with numpy), not whichever python3 is on PATH.
                 builder = builder.config("spark.pyspark.python", sys.executable)
-            for key, value in self._config.items():
+            # Our defaults only for a session we start: on a running one (spark-submit's, EMR's) the builder
+            # would overwrite its runtime settings, such as its shuffle partitions.
+            settings = {**_SESSION_DEFAULTS, **self._config} if self._owns_session else self._config
+            for key, value in settings.items():
                 builder = builder.config(key, value)
             self._session = builder.getOrCreate()
             context = self._session.sparkContext

@@ -34,6 +34,9 @@ REQUESTS = {
     ("/audiences", "GET"): ("/audiences", None),
     ("/segments", "GET"): ("/segments", None),
     ("/users/{user_id}/segment", "GET"): ("/users/u0/segment", None),
+    ("/insights/items", "GET"): ("/insights/items", None),
+    ("/insights/categories", "GET"): ("/insights/categories", None),
+    ("/trending", "GET"): ("/trending", None),
 }
 
 

@@ -67,3 +67,20 @@ def test_a_spark_retrain_is_evaluated_gated_and_published_like_an_implicit_one(s
     again = retrain(read_grouped, model_registry, WEIGHTS, options(start=None, budget=0), engine=spark_engine)
     # The live Spark model's configuration is what a search-less Spark retrain refits.
     assert again.chosen == SPARK_GOOD and again.metrics["live_engine"] == "spark"
+
+
+def test_a_running_session_keeps_its_own_settings(spark_engine):
+    """On spark-submit's or EMR's session the engine must not overwrite what the job was given."""
+    from chalicelib.training.spark_als import SparkAlsEngine
+
+    running = spark_engine.session
+    before = running.conf.get("spark.sql.shuffle.partitions")
+    running.conf.set("spark.sql.shuffle.partitions", "3")  # as a job's --conf would have set it
+    try:
+        engine = SparkAlsEngine()
+        assert engine.session is running
+        assert running.conf.get("spark.sql.shuffle.partitions") == "3"
+        engine.close()  # not its session: left running
+        assert running.sparkContext._jsc is not None
+    finally:
+        running.conf.set("spark.sql.shuffle.partitions", before)
