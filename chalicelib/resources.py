@@ -31,7 +31,14 @@ from chalicelib.catalog.cache import CatalogCache
 from chalicelib.catalog.index import CatalogIndexCache
 from chalicelib.catalog.item import CatalogRecord, catalog_model
 from chalicelib.catalog.store import Catalog
-from chalicelib.config import COUNTERS_INGEST, COUNTERS_STREAM, DEFAULT_EVENT_WEIGHTS, Settings, load_settings
+from chalicelib.config import (
+    COUNTERS_INGEST,
+    COUNTERS_OFF,
+    COUNTERS_STREAM,
+    DEFAULT_EVENT_WEIGHTS,
+    Settings,
+    load_settings,
+)
 from chalicelib.deadlines import Deadline
 from chalicelib.eventlog.batch_writer import BatchWriter
 from chalicelib.eventlog.item import EventRecord, ensure_table, event_model, table_connection
@@ -317,11 +324,12 @@ class Resources:
 
     def provision(self) -> None:
         """Create the bucket, the event table (with its time index), the catalog and the insight counters'
-        tables if they are missing."""
+        tables if they are missing (the counters' unless ``INSIGHTS_COUNTERS`` is off)."""
         self.model_registry.ensure_bucket(self.settings.region)
         ensure_table(self.event_table)
         self.catalog.ensure_table()
-        ensure_counter_table(self.counter_table)
+        if self.settings.insights_counters != COUNTERS_OFF:
+            ensure_counter_table(self.counter_table)
 
 
 @functools.cache

@@ -109,8 +109,18 @@ def _test_settings(moto_server: MotoServer) -> Settings:
         aws_connect_timeout_seconds=2.0,
         aws_read_timeout_seconds=5.0,
         request_deadline_seconds=20.0,
+        # Off, and no counters table: a table more per test cost the suite minutes, and counting at
+        # every POST /events more. The insight tests turn counting on (with_counters).
+        insights_counters="off",
         **TEST_KEYS,
     )
+
+
+def with_counters(config: Settings) -> Settings:
+    """*config* with the insight counters kept at ingest, their table created."""
+    counting = replace(config, insights_counters="ingest")
+    Resources(counting).provision()
+    return counting
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from dataclasses import replace
 import pytest
 
 from chalicelib.catalog.rules import check_catalog_item
+from tests.conftest import with_counters
 from tests.support import (
     PUBLISHABLE_KEY,
     SECRET_HEADERS,
@@ -19,6 +20,13 @@ from tests.support import (
     user_token,
     with_tiny_segments,
 )
+
+
+@pytest.fixture(name="settings")
+def counting_settings(settings):
+    """The test's settings, counting at ingest (the suite's default is off): the insight routes are here."""
+    return with_counters(settings)
+
 
 EVENT_FOR_U0 = {"events": [{"user_id": "u0", "item_id": "i1", "event_type": "click"}]}
 ROUTES = {

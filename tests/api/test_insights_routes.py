@@ -17,6 +17,7 @@ from chalicelib.catalog.rules import check_catalog_item
 from chalicelib.eventlog.item import Event
 from chalicelib.insights.trending import Trending
 from chalicelib.resources import Resources
+from tests.conftest import with_counters
 from tests.support import JSON_HEADERS, as_visitor, client_for, tiny_artifact
 
 NOW = datetime.now(timezone.utc)
@@ -28,10 +29,8 @@ pytestmark = pytest.mark.xdist_group("insights-routes")
 def stage(module_settings, dynalite_server):
     """The module's settings, on dynalite where it runs: a listing is dozens of Queries, each far quicker there."""
     if dynalite_server is None:
-        return module_settings
-    config = replace(module_settings, dynamodb_endpoint_url=dynalite_server.url)
-    Resources(config).provision()
-    return config
+        return with_counters(module_settings)
+    return with_counters(replace(module_settings, dynamodb_endpoint_url=dynalite_server.url))
 
 
 @pytest.fixture(scope="module")

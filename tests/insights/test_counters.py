@@ -23,6 +23,20 @@ from chalicelib.insights import sketch
 from chalicelib.insights.counters import CATEGORY, HORIZON, ITEM, Counts, counter_connection, day_bucket, hour_bucket
 from chalicelib.insights.rebuild import rebuild, scan_tallies
 from chalicelib.resources import Resources
+from tests.conftest import with_counters
+
+
+@pytest.fixture(scope="module", name="module_dynamodb_settings")
+def counting_module_dynamodb_settings(module_dynamodb_settings):
+    """The shared settings, counting at ingest (the suite's default is off)."""
+    return with_counters(module_dynamodb_settings)
+
+
+@pytest.fixture(name="settings")
+def counting_settings(settings):
+    """The test's settings, counting at ingest (the suite's default is off)."""
+    return with_counters(settings)
+
 
 NOW = datetime.now(timezone.utc).replace(minute=30, second=0, microsecond=0)
 

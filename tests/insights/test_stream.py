@@ -21,7 +21,21 @@ from chalicelib.insights import sketch
 from chalicelib.insights.counters import CATEGORY, ITEM, day_bucket, hour_bucket
 from chalicelib.insights.rebuild import scan_tallies
 from chalicelib.resources import Resources, reset_app_resources
+from tests.conftest import with_counters
 from tests.support import write_stage_config
+
+
+@pytest.fixture(name="settings")
+def counting_settings(settings):
+    """The test's settings, counting at ingest (the suite's default is off)."""
+    return with_counters(settings)
+
+
+@pytest.fixture(name="dynamodb_settings")
+def counting_dynamodb_settings(dynamodb_settings):
+    """The test's settings on each emulator, counting at ingest (the suite's default is off)."""
+    return with_counters(dynamodb_settings)
+
 
 NOW = datetime.now(timezone.utc).replace(minute=30, second=0, microsecond=0)
 ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/events/stream/2026-01-01T00:00:00.000"

@@ -11,6 +11,14 @@ from chalicelib.catalog.rules import check_catalog_item
 from chalicelib.errors import InvalidRequest
 from chalicelib.eventlog.item import Event
 from scripts.insights_report import build_source
+from tests.conftest import with_counters
+
+
+@pytest.fixture(name="settings")
+def counting_settings(settings):
+    """The test's settings, counting at ingest (the suite's default is off)."""
+    return with_counters(settings)
+
 
 NOW = datetime.now(timezone.utc)
 

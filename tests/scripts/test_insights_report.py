@@ -9,8 +9,16 @@ import pytest
 
 from chalicelib.reports.weekly import TrendingRow
 from chalicelib.resources import Resources
+from tests.conftest import with_counters
 from tests.reports.test_weekly import NOW, PNG_MAGIC, RETRAIN_METRICS
 from tests.support import FakeInsightsSource, WebhookReceiver, content_row, load_script
+
+
+@pytest.fixture(name="settings")
+def counting_settings(settings):
+    """The test's settings, counting at ingest (the suite's default is off)."""
+    return with_counters(settings)
+
 
 insights_cli = load_script("insights_report")
 
