@@ -48,15 +48,29 @@ def fake_aws_credentials() -> Iterator[None]:
 def fresh_connections() -> Iterator[None]:
     """Each test builds its own clients: none is kept past its test, so memory stays flat.
 
-    The app turns the library's loggers into JSON lines on stdout when it starts; that is
-    undone too, so a CLI tested next logs as it does on its own.
+    The app turns the library's loggers into JSON lines on stdout when it starts; that is undone
+    too, back to how the session found them (not to how the test found them: a module-scoped
+    client started the app before the test, and its handler would otherwise outlive the module),
+    so a CLI tested next logs as it does on its own.
     """
-    library = logging.getLogger("chalicelib")
-    saved = (list(library.handlers), library.propagate, library.level)
     yield
     reset_app_resources()
-    library.handlers, library.propagate = saved[0], saved[1]
-    library.setLevel(saved[2])
+    for name, library in _library_loggers().items():
+        handlers, propagate, level = _LOGGERS_AT_START.get(name, ([], True, logging.NOTSET))
+        library.handlers, library.propagate = list(handlers), propagate
+        library.setLevel(level)
+
+
+def _library_loggers() -> dict[str, logging.Logger]:
+    """``chalicelib`` and every ``chalicelib.*`` logger created so far."""
+    loggers = {name: logger for name, logger in logging.root.manager.loggerDict.items()
+               if isinstance(logger, logging.Logger) and name.split(".")[0] == "chalicelib"}
+    loggers.setdefault("chalicelib", logging.getLogger("chalicelib"))
+    return loggers
+
+
+_LOGGERS_AT_START = {name: (list(library.handlers), library.propagate, library.level)
+                     for name, library in _library_loggers().items()}
 
 
 @pytest.fixture(scope="session")
