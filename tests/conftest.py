@@ -7,6 +7,7 @@ that are not fixtures live in ``tests/support.py``.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import logging
 import os
@@ -16,6 +17,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator
 
+import botocore.loaders
+import botocore.session
 import pytest
 
 from chalicelib.config import Settings
@@ -42,6 +45,21 @@ def fake_aws_credentials() -> Iterator[None]:
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_botocore_data_loader() -> Iterator[None]:
+    """Every botocore session of the run shares one loader of botocore's own JSON files.
+
+    Each test builds fresh clients and pynamodb opens a session per model class and thread, and
+    each new session parsed the endpoint and service files again: about 0.5 s of a test's set-up
+    (provisioning took 0.68 s a test, median of 12, and 0.19 s with one loader). The files are
+    read-only data shipped with botocore, so no request changes: clients still reach the emulators
+    over HTTP as they reach AWS.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(botocore.session, "create_loader", functools.cache(botocore.loaders.create_loader))
+        yield
 
 
 @pytest.fixture(autouse=True)
