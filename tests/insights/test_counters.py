@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+from pynamodb.attributes import NumberAttribute
 
 from chalicelib.catalog.rules import check_catalog_item
 from chalicelib.eventlog.item import Event
@@ -92,6 +93,36 @@ def test_a_failing_counter_update_never_fails_the_write(module_dynamodb_settings
     receipt = resources.event_log.write([event("u1", f"{fresh_run()}-i1")])
 
     assert receipt.stored == [0] and failures == [2]  # the hour and the day item of i1
+
+
+class SketchAlwaysTaken:
+    """The counters' connection, where another writer changes an item's sketch just before each of ours."""
+
+    def __init__(self, table):
+        self._table = table
+
+    def __getattr__(self, name):
+        return getattr(self._table, name)
+
+    def update_item(self, bucket, dimension, actions, condition=None, **options):
+        if condition is not None:  # a sketch write: the other writer gets there first, every time
+            self._table.update_item(bucket, dimension, actions=[NumberAttribute(attr_name="sketch_version").add(1)])
+        return self._table.update_item(bucket, dimension, actions=actions, condition=condition, **options)
+
+
+def test_a_sketch_lost_to_other_writers_still_counts_the_events_once(module_resources, caplog, monkeypatch):
+    # Were it a failure, the stream consumer's batch would be delivered again and counted twice.
+    writer = module_resources.insight_counters
+    monkeypatch.setattr(writer, "_table", SketchAlwaysTaken(writer._table))  # the module's writer: put back after
+    item = f"{fresh_run()}-i1"
+
+    touched, failed = writer.record_batch([event("u1", item), event("u2", item, "click")])
+
+    assert (touched, failed) == (2, 0)
+    row = counters_of(module_resources, hour_bucket(NOW))[ITEM + item]
+    assert row.counts == {"c_view": 1, "c_view@none": 1, "c_click": 1, "c_click@none": 1}
+    assert sketch.estimate(row.registers) == 0  # the users are what is missed
+    assert any("sketch kept changing" in record.getMessage() for record in caplog.records)
 
 
 @pytest.mark.parametrize("mode", ["off", "stream"])
