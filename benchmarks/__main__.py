@@ -119,9 +119,10 @@ def table(results: dict[str, Any]) -> str:
     """The markdown table README's "Performance" shows."""
     when = results["finished_at"][:10]
     cpu = results["machine"]
+    rerun = results["rerun_modules"]
     lines = [f"Measured {when} on {cpu['cpu']} ({cpu['cores']} cores), Python {cpu['python']}, "
              f"BLAS threads 1; `make bench` took {results['full_run_seconds'] or results['seconds']:.0f} s"
-             + (f" ({', '.join(results['rerun_modules'])} re-run on its own since)." if results["rerun_modules"]
+             + (f" ({', '.join(rerun)} re-run on {'their' if len(rerun) > 1 else 'its'} own since)." if rerun
                 else "."), "",
              "| ratio | what | value | target | |", "|---|---|---:|---|---|"]
     for key, (what, target) in RATIOS.items():
@@ -215,10 +216,12 @@ def main(argv: list[str] | None = None) -> int:
     figures: dict[str, Any] = {}
     durations: dict[str, float] = {}
     full_seconds = None
+    rerun: list[str] = []
     if args.only and not args.quick and RESULTS_JSON.exists():  # a partial run updates the last full one
         previous = json.loads(RESULTS_JSON.read_text())
         figures, durations = previous["figures"], previous["module_seconds"]
         full_seconds = previous.get("full_run_seconds", previous["seconds"])
+        rerun = previous.get("rerun_modules", [])  # every module re-run since the full run, not just this time's
     failures: dict[str, str] = {}
     for name in args.only or MODULES:
         print(f"[bench] {name} ...", flush=True)
@@ -235,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         "finished_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "quick": args.quick, "machine": machine(), "seconds": round(time.perf_counter() - started, 1),
         "full_run_seconds": full_seconds if args.only else round(time.perf_counter() - started, 1),
-        "rerun_modules": list(args.only or ()),
+        "rerun_modules": [*rerun, *(name for name in args.only or () if name not in rerun)],
         "module_seconds": durations, "failures": failures,
         "figures": {**{key: None for key in RATIOS}, **figures},
     }

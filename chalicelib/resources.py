@@ -18,6 +18,8 @@ from datetime import timedelta
 from typing import Any
 
 import boto3
+import botocore.loaders
+import botocore.session
 from botocore.config import Config
 from pynamodb.connection import TableConnection
 
@@ -60,6 +62,23 @@ from chalicelib.serving.answers import Answers
 from chalicelib.serving.filters import ItemFilters
 from chalicelib.serving.live_model import LiveModel
 from chalicelib.serving.personalizer import Personalizer
+
+
+def share_botocore_data() -> None:
+    """Make every botocore session of the process share one loader of botocore's own data files.
+
+    Each new botocore session parses botocore's endpoint and service JSON again (0.1 to 0.3 s), and
+    pynamodb opens a session per table connection and thread, with no way to hand it one: a cold
+    instance's first answer paid that for every table it read. The files are read-only data shipped
+    with botocore, which already shares one loader's parsed files between a session's clients; a
+    loader per data path keeps ``AWS_DATA_PATH`` working. Idempotent; runs when this module loads.
+    """
+    if botocore.session.create_loader is not _shared_loader:
+        botocore.session.create_loader = _shared_loader
+
+
+_shared_loader = functools.cache(botocore.loaders.create_loader)
+share_botocore_data()
 
 # Scripts' S3 client: uploads of large models and listings may be slow; botocore's
 # standard retry mode (exponential backoff with jitter) covers passing faults.

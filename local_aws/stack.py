@@ -18,8 +18,10 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import IO
 
 import boto3
 import requests
@@ -31,6 +33,8 @@ logger = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
 DYNALITE_CLI = PROJECT_DIR / "node_modules" / "dynalite" / "cli.js"
+#: Runs DYNALITE_CLI so that a request its client aborts does not end the server (see the file).
+DYNALITE_LAUNCHER = Path(__file__).resolve().parent / "dynalite.js"
 MINIMUM_NODE_MAJOR = 20
 
 #: Credentials for the local servers; they never reach AWS, which would reject them.
@@ -139,12 +143,16 @@ class DynaliteServer:
     ----------
     port: where to listen (a free one when omitted).
     data_dir: LevelDB folder that keeps tables across restarts; in memory when None.
+
+    Its stderr goes to a temporary file, not a pipe: nobody reads a pipe while it runs, and a
+    full one would stall it; :meth:`death_report` reads the file when it has died.
     """
 
     def __init__(self, port: int | None = None, data_dir: Path | None = None) -> None:
         self.port = port or free_port()
         self.data_dir = data_dir
         self.process: subprocess.Popen | None = None
+        self._stderr: IO[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -157,22 +165,32 @@ class DynaliteServer:
         if port_in_use(self.port):
             raise RuntimeError(f"port {self.port} on {HOST} is already in use; cannot start dynalite there")
         command = [
-            shutil.which("node") or "node", str(DYNALITE_CLI), "--host", HOST, "--port", str(self.port),
+            shutil.which("node") or "node", str(DYNALITE_LAUNCHER), "--host", HOST, "--port", str(self.port),
             "--createTableMs", "0", "--deleteTableMs", "0", "--updateTableMs", "0",
         ]
         if self.data_dir is not None:
             self.data_dir.mkdir(parents=True, exist_ok=True)
             command += ["--path", str(self.data_dir)]
+        self._stderr = tempfile.TemporaryFile()
         self.process = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=_die_with_parent
+            command, stdout=subprocess.DEVNULL, stderr=self._stderr, preexec_fn=_die_with_parent
         )
         try:
             wait_until_listening(self.port, process=self.process)
         except RuntimeError as exc:
-            stderr = self.process.stderr.read().decode(errors="replace") if self.process.poll() is not None else ""
+            report = self.death_report() or ""
             self.stop()
-            raise RuntimeError(f"{exc}\n{stderr}".strip()) from None
+            raise RuntimeError(f"{exc}\n{report}".strip()) from None
         return self
+
+    def death_report(self, tail_bytes: int = 4000) -> str | None:
+        """None while it runs (or before it starts); once it has exited, its exit code and the end of its stderr."""
+        if self.process is None or self.process.poll() is None or self._stderr is None:
+            return None
+        self._stderr.seek(0, 2)
+        self._stderr.seek(max(0, self._stderr.tell() - tail_bytes))
+        stderr = self._stderr.read().decode(errors="replace").strip()
+        return f"dynalite exited with code {self.process.returncode}; its stderr ends: {stderr or '(nothing)'}"
 
     def stop(self) -> None:
         if self.process is None:
@@ -184,8 +202,9 @@ class DynaliteServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        if self.process.stderr:
-            self.process.stderr.close()
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
         self.process = None
 
 

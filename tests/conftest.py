@@ -7,7 +7,6 @@ that are not fixtures live in ``tests/support.py``.
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 import logging
 import os
@@ -17,8 +16,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator
 
-import botocore.loaders
-import botocore.session
 import pytest
 
 from chalicelib.config import Settings
@@ -47,21 +44,6 @@ def fake_aws_credentials() -> Iterator[None]:
             os.environ[key] = value
 
 
-@pytest.fixture(scope="session", autouse=True)
-def one_botocore_data_loader() -> Iterator[None]:
-    """Every botocore session of the run shares one loader of botocore's own JSON files.
-
-    Each test builds fresh clients and pynamodb opens a session per model class and thread, and
-    each new session parsed the endpoint and service files again: about 0.5 s of a test's set-up
-    (provisioning took 0.68 s a test, median of 12, and 0.19 s with one loader). The files are
-    read-only data shipped with botocore, so no request changes: clients still reach the emulators
-    over HTTP as they reach AWS.
-    """
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(botocore.session, "create_loader", functools.cache(botocore.loaders.create_loader))
-        yield
-
-
 @pytest.fixture(autouse=True)
 def fresh_connections() -> Iterator[None]:
     """Each test builds its own clients: none is kept past its test, so memory stays flat.
@@ -69,7 +51,8 @@ def fresh_connections() -> Iterator[None]:
     The app turns the library's loggers into JSON lines on stdout when it starts; that is undone
     too, back to how the session found them (not to how the test found them: a module-scoped
     client started the app before the test, and its handler would otherwise outlive the module),
-    so a CLI tested next logs as it does on its own.
+    so a CLI tested next logs as it does on its own. And the session's dynalite must still be alive:
+    the first test after it died fails with its exit code and stderr, not only with connection errors.
     """
     yield
     reset_app_resources()
@@ -77,6 +60,11 @@ def fresh_connections() -> Iterator[None]:
         handlers, propagate, level = _LOGGERS_AT_START.get(name, ([], True, logging.NOTSET))
         library.handlers, library.propagate = list(handlers), propagate
         library.setLevel(level)
+    for server in list(_DYNALITES):
+        report = server.death_report()
+        if report:  # the first test to see it, named with its exit and stderr; the rest error on connections
+            _DYNALITES.remove(server)
+            pytest.fail(f"dynalite died during or before this test: {report}")
 
 
 def _library_loggers() -> dict[str, logging.Logger]:
@@ -106,8 +94,15 @@ def dynalite_server() -> Iterator[DynaliteServer | None]:
         yield None
         return
     server = DynaliteServer().start()
+    _DYNALITES.append(server)
     yield server
+    if server in _DYNALITES:
+        _DYNALITES.remove(server)
     server.stop()
+
+
+#: The session's dynalite once started: every test's teardown checks it is still alive.
+_DYNALITES: list[DynaliteServer] = []
 
 
 @pytest.fixture(scope="session", params=DYNAMODB_ENGINES)

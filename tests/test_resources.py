@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime, timezone
+
+import botocore.session
 
 from chalicelib.config import environment_of
 from chalicelib.eventlog.item import Event
@@ -30,6 +33,21 @@ def test_each_client_and_store_is_built_once_and_shared(resources):
         assert getattr(resources, name) is getattr(resources, name), name
     again = Resources(resources.settings)  # a second instance on the same endpoints shares the connections
     assert (again.s3, again.event_table, again.scan_table) == (resources.s3, resources.event_table, resources.scan_table)
+
+
+def test_every_botocore_session_shares_one_loader_of_botocore_data(resources):
+    # pynamodb opens a session per table connection and thread; each parsing botocore's JSON again
+    # cost a cold instance tenths of a second (README, Performance, P2).
+    def loader_of_table(table):
+        return table._get_connection().connection.session.get_component("data_loader")
+
+    loaders = [loader_of_table(resources.event_table), loader_of_table(resources.scan_table),
+               loader_of_table(resources.counter_table),
+               botocore.session.get_session().get_component("data_loader")]
+    with ThreadPoolExecutor(1) as other_thread:  # a new thread gets a new pynamodb session
+        loaders.append(other_thread.submit(loader_of_table, resources.event_table).result())
+    assert all(loader is loaders[0] for loader in loaders)
+    assert resources.s3.list_buckets()["ResponseMetadata"]["HTTPStatusCode"] == 200  # clients still work
 
 
 def test_tables_for_requests_and_for_scans_differ_only_in_patience(resources):
