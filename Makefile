@@ -88,6 +88,8 @@ package: $(STAMP) docs-ui
 	rm -rf out/$(STAGE)
 	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(VENV)/bin/chalice package --stage $(STAGE) \
 		--merge-template .chalice/template.json out/$(STAGE)
+	# Lambda cannot write __pycache__: the bundle carries the bytecode a cold start needs.
+	$(PY) scripts/compile_bundle.py out/$(STAGE)/deployment.zip
 
 clean:
 	rm -rf $(VENV) node_modules .demo .pytest_cache $(DOCS_UI) out

@@ -45,12 +45,14 @@ TRAINING_ONLY = ("scipy", "implicit", "threadpoolctl", "tqdm", "matplotlib", "mo
 
 @pytest.fixture(scope="module")
 def package(tmp_path_factory) -> Path:
-    """``chalice package --stage prod --merge-template .chalice/template.json``, as README runs it."""
+    """``make package STAGE=prod`` as README runs it: ``chalice package`` with our template, then the bytecode."""
     out = tmp_path_factory.mktemp("package")
     chalice = Path(sys.executable).with_name("chalice")
     environment = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1"}
     subprocess.run([str(chalice), "package", "--stage", "prod", "--merge-template", ".chalice/template.json",
                     str(out)], cwd=PROJECT_DIR, env=environment, check=True, capture_output=True, timeout=600)
+    subprocess.run([sys.executable, str(PROJECT_DIR / "scripts" / "compile_bundle.py"), str(out / "deployment.zip")],
+                   cwd=PROJECT_DIR, check=True, capture_output=True, timeout=300)
     return out
 
 
@@ -73,6 +75,11 @@ def test_the_bundle_fits_lambda_and_carries_the_serving_path_only(package):
     # The contract and its page travel with the code.
     assert "chalicelib/api/openapi.json" in names
     assert "chalicelib/api/docs_page/swagger-ui/swagger-ui-bundle.js" in names
+    # A cold start finds the bytecode of what it imports (Lambda cannot write it), and only that is added.
+    tag = sys.implementation.cache_tag
+    assert {f"__pycache__/app.{tag}.pyc", f"chalicelib/api/__pycache__/routing.{tag}.pyc", f"pynamodb/__pycache__/models.{tag}.pyc",
+            f"numpy/__pycache__/__init__.{tag}.pyc"} <= names
+    assert not any(name.startswith("numpy/") and "/tests/" in name and name.endswith(".pyc") for name in names)
 
 
 def test_numpy_is_a_version_chalice_can_bundle_for_lambda(package):
