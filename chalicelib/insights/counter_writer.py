@@ -128,7 +128,7 @@ class CounterWriter:
         # The counts are in: failing the item would have the stream consumer's batch delivered again
         # and every count of it added twice, for an approximate figure that misses a few users.
         logger.warning("distinct users of counter item %s %s not updated: its sketch kept changing under %d "
-                       "attempts; its counts are", bucket, dimension, SKETCH_ATTEMPTS)
+                       "attempts; its counts were added", bucket, dimension, SKETCH_ATTEMPTS)
         return True
 
     def _merge_users(self, bucket: str, dimension: str, item: dict[str, Any], users: set[int],
