@@ -17,7 +17,7 @@ catalog's genres in the catalog (1.7 categories an item), one BLAS thread, all i
   most rated films in time order, cut into windows of 100 (about 5 users rate each film of a window),
   their timestamps moved onto the last three hours keeping their order, as ``view`` events. Each batch
   is the Lambda-shaped INSERT records of the items the log stores for them (``EventRecord.of_event(...)
-  .serialize()``), handed to ``Resources.count_stream_batch`` (what the Lambda handler calls); the
+  .serialize()``), handed to ``InsightResources.count_stream_batch`` (what the Lambda handler calls); the
   same events also go through ingest in requests of 25, on the ingest side's tables, for comparison.
 
 DynamoDB calls are counted with botocore's ``before-call`` hook on each connection's client, by operation.
@@ -101,8 +101,8 @@ def run(quick: bool) -> dict[str, Any]:
             import_catalog(SAMPLE_CATALOG, "movielens-100k", resources.catalog)
             calls: Counter = Counter()
             _count_calls(_batch_connection(resources.event_table).connection.client, calls)
-            _count_calls(resources.insight_counters._table.connection.client, calls)
-            resources.item_categories([str(n) for n in range(1, 1683)])  # a warm instance's catalog cache
+            _count_calls(resources.insights.counters._table.connection.client, calls)
+            resources.insights.item_categories([str(n) for n in range(1, 1683)])  # a warm instance's catalog cache
             sides[mode] = (resources, calls)
         for size in (1, 25):
             times: dict[str, list[float]] = {mode: [] for mode in sides}
@@ -140,7 +140,7 @@ def _consumer(sides: dict[str, tuple[Resources, Counter]], batches: list[list[Ev
         records = stream_records(stream, events)
         before = Counter(stream_calls)
         started = time.perf_counter()
-        answer = stream.count_stream_batch(records)
+        answer = stream.insights.count_stream_batch(records)
         times.append(time.perf_counter() - started)
         counted += stream_calls - before
         items.append(answer.counter_items)

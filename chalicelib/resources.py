@@ -15,7 +15,7 @@ import hashlib
 import hmac
 import threading
 from datetime import timedelta
-from typing import Any
+from typing import Any, Callable
 
 import boto3
 import botocore.loaders
@@ -163,64 +163,13 @@ class Resources:
                               retry_base_seconds=config.event_retry_base_seconds, call_seconds=config.aws_call_seconds)
         log = EventLog(self.event_table, reader, batches=batches, retention_days=config.event_retention_days)
         if config.insights_counters == COUNTERS_INGEST:  # stream: the stream's consumer counts, off the request
-            log.on_stored(self.insight_counters.record)
+            log.on_stored(self.insights.counters.record)
         return log
 
     @functools.cached_property
-    def counter_table(self) -> type[CounterRecord]:
-        """The insight counters' table, with the API's timeouts and no retries of its own (callers retry)."""
-        config = self.settings
-        return _counter_table(config.insights_table_name, config.region, config.dynamodb_endpoint_url,
-                              config.aws_connect_timeout_seconds, config.aws_read_timeout_seconds, 0)
-
-    @functools.cached_property
-    def insight_counters(self) -> CounterWriter:
-        """Keeps the insight counters: after the event log stores events (``INSIGHTS_COUNTERS=ingest``), or
-        from the events table's stream (``stream``, :meth:`count_stream_batch`)."""
-        config = self.settings
-        table = counter_connection(self.counter_table)
-        calls = BatchWriter(table, attempts=config.event_write_attempts,
-                            retry_base_seconds=config.event_retry_base_seconds, call_seconds=config.aws_call_seconds)
-        return CounterWriter(table, calls, self.item_categories,
-                             on_failure=lambda n: telemetry.count("InsightCounterFailures", n))
-
-    def count_stream_batch(self, records: list[dict[str, Any]]) -> StreamBatch | None:
-        """Count a batch of the events table's stream records (None: not in stream mode).
-
-        Within a request's deadline (``REQUEST_DEADLINE_SECONDS``, at most 25 s: under the function's
-        30 s timeout, so a slow batch fails with its reason logged rather than being killed).
-
-        In ``ingest`` or ``off`` mode the batch is left alone: counting it too would count twice what
-        ingest counts (or what was switched off). Raises
-        :class:`~chalicelib.errors.InsightCountersNotUpdated` so that Lambda delivers the batch again.
-        """
-        if self.settings.insights_counters != COUNTERS_STREAM:
-            return None
-        return count_stream_batch(records, self.insight_counters, self.request_deadline())
-
-    def item_categories(self, item_ids: list[str]) -> dict[str, tuple[str, ...]]:
-        """The catalog categories of those of *item_ids* the catalog holds (through the catalog cache)."""
-        return {item_id: item.categories for item_id, item in self.catalog_cache.items(item_ids).items()}
-
-    @functools.cached_property
-    def counter_reader(self) -> CounterReader:
-        """Reads the insight counters for the insight and trending routes (API timeouts, one retry)."""
-        config = self.settings
-        model = _counter_table(config.insights_table_name, config.region, config.dynamodb_endpoint_url,
-                               config.aws_connect_timeout_seconds, config.aws_read_timeout_seconds, 1)
-        return CounterReader(counter_connection(model))
-
-    @functools.cached_property
-    def content_performance(self) -> ContentPerformance:
-        """The content performance routes' answers, from the counters."""
-        return ContentPerformance(self.counter_reader, self.catalog_cache)
-
-    @functools.cached_property
-    def trending(self) -> Trending:
-        """Trending items, from the counters' hour and day buckets."""
-        config = self.settings
-        return Trending(self.counter_reader, self.catalog_cache, config.event_weight_map,
-                        config.trending_half_life_hours, config.trending_min_events)
+    def insights(self) -> InsightResources:
+        """The insight counters and the answers read from them."""
+        return InsightResources(self.settings, lambda: self.catalog_cache, self.request_deadline)
 
     @functools.cached_property
     def catalog(self) -> Catalog:
@@ -262,7 +211,7 @@ class Resources:
         return Answers(self.live_model, self.personalizer, self.item_filters, self.catalog_cache,
                        self.settings.history_verb, weights.get("like", DEFAULT_EVENT_WEIGHTS["like"]),
                        weights.get("dislike", DEFAULT_EVENT_WEIGHTS["dislike"]),
-                       trending=lambda n, category, exclude: self.trending.top(n, category, exclude))
+                       trending=lambda n, category, exclude: self.insights.trending.top(n, category, exclude))
 
     @functools.cached_property
     def audiences(self) -> Audiences:
@@ -348,7 +297,81 @@ class Resources:
         ensure_table(self.event_table)
         self.catalog.ensure_table()
         if self.settings.insights_counters != COUNTERS_OFF:
-            ensure_counter_table(self.counter_table)
+            ensure_counter_table(self.insights.counter_table)
+
+
+class InsightResources:
+    """The insight counters' table, the writer that keeps them and the readers of the insight routes.
+
+    Built by :attr:`Resources.insights`. Parameters
+    ----------
+    settings: the stage settings naming the counters' table and its endpoint.
+    catalog_cache: the stage's catalog cache (built on first use): counters by category and the
+        insight answers need items' catalog fields.
+    deadline: a request's deadline from now (``Resources.request_deadline``).
+    """
+
+    def __init__(self, settings: Settings, catalog_cache: Callable[[], CatalogCache],
+                 deadline: Callable[[], Deadline]) -> None:
+        self.settings = settings
+        self._catalog_cache = catalog_cache
+        self._deadline = deadline
+
+    @functools.cached_property
+    def counter_table(self) -> type[CounterRecord]:
+        """The counters' table, with the API's timeouts and no retries of its own (callers retry)."""
+        config = self.settings
+        return _counter_table(config.insights_table_name, config.region, config.dynamodb_endpoint_url,
+                              config.aws_connect_timeout_seconds, config.aws_read_timeout_seconds, 0)
+
+    @functools.cached_property
+    def counters(self) -> CounterWriter:
+        """Keeps the counters: after the event log stores events (``INSIGHTS_COUNTERS=ingest``), or
+        from the events table's stream (``stream``, :meth:`count_stream_batch`)."""
+        config = self.settings
+        table = counter_connection(self.counter_table)
+        calls = BatchWriter(table, attempts=config.event_write_attempts,
+                            retry_base_seconds=config.event_retry_base_seconds, call_seconds=config.aws_call_seconds)
+        return CounterWriter(table, calls, self.item_categories,
+                             on_failure=lambda n: telemetry.count("InsightCounterFailures", n))
+
+    def count_stream_batch(self, records: list[dict[str, Any]]) -> StreamBatch | None:
+        """Count a batch of the events table's stream records (None: not in stream mode).
+
+        Within a request's deadline (``REQUEST_DEADLINE_SECONDS``, at most 25 s: under the function's
+        30 s timeout, so a slow batch fails with its reason logged rather than being killed).
+
+        In ``ingest`` or ``off`` mode the batch is left alone: counting it too would count twice what
+        ingest counts (or what was switched off). Raises
+        :class:`~chalicelib.errors.InsightCountersNotUpdated` so that Lambda delivers the batch again.
+        """
+        if self.settings.insights_counters != COUNTERS_STREAM:
+            return None
+        return count_stream_batch(records, self.counters, self._deadline())
+
+    def item_categories(self, item_ids: list[str]) -> dict[str, tuple[str, ...]]:
+        """The catalog categories of those of *item_ids* the catalog holds (through the catalog cache)."""
+        return {item_id: item.categories for item_id, item in self._catalog_cache().items(item_ids).items()}
+
+    @functools.cached_property
+    def counter_reader(self) -> CounterReader:
+        """Reads the counters for the insight and trending routes (API timeouts, one retry)."""
+        config = self.settings
+        model = _counter_table(config.insights_table_name, config.region, config.dynamodb_endpoint_url,
+                               config.aws_connect_timeout_seconds, config.aws_read_timeout_seconds, 1)
+        return CounterReader(counter_connection(model))
+
+    @functools.cached_property
+    def content_performance(self) -> ContentPerformance:
+        """The content performance routes' answers, from the counters."""
+        return ContentPerformance(self.counter_reader, self._catalog_cache())
+
+    @functools.cached_property
+    def trending(self) -> Trending:
+        """Trending items, from the counters' hour and day buckets."""
+        config = self.settings
+        return Trending(self.counter_reader, self._catalog_cache(), config.event_weight_map,
+                        config.trending_half_life_hours, config.trending_min_events)
 
 
 @functools.cache

@@ -46,7 +46,7 @@ DEFAULT_OUT = PROJECT_DIR / "reports" / "insights"
 
 def build_source(resources: Resources) -> InsightsSource:
     """The stage's content counters and trending, adapted to :class:`InsightsSource`."""
-    return CounterInsights(resources.content_performance, resources.trending)
+    return CounterInsights(resources.insights.content_performance, resources.insights.trending)
 
 
 def _positive(text: str) -> float:

@@ -32,8 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         resources = Resources(settings_for_stage(args.stage))
         started = time.perf_counter()
-        written, deleted = rebuild(resources.scan_table, counter_connection(resources.counter_table, retries=3),
-                                   resources.item_categories, datetime.now(timezone.utc))
+        written, deleted = rebuild(resources.scan_table, counter_connection(resources.insights.counter_table, retries=3),
+                                   resources.insights.item_categories, datetime.now(timezone.utc))
     except RecommenderError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -42,7 +42,7 @@ def test_every_botocore_session_shares_one_loader_of_botocore_data(resources):
         return table._get_connection().connection.session.get_component("data_loader")
 
     loaders = [loader_of_table(resources.event_table), loader_of_table(resources.scan_table),
-               loader_of_table(resources.counter_table),
+               loader_of_table(resources.insights.counter_table),
                botocore.session.get_session().get_component("data_loader")]
     with ThreadPoolExecutor(1) as other_thread:  # a new thread gets a new pynamodb session
         loaders.append(other_thread.submit(loader_of_table, resources.event_table).result())

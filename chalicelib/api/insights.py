@@ -53,16 +53,16 @@ def user_segment(caller: Caller, user_id: str) -> dict[str, Any]:
 
 @blueprint.route("/insights/items", access=Access.SECRET, query=(*INSIGHTS_QUERY, "category"))
 def item_performance(caller: Caller) -> dict[str, Any]:
-    return app_resources().content_performance.items(parse_insights_query(blueprint.current_request.query_params))
+    return app_resources().insights.content_performance.items(parse_insights_query(blueprint.current_request.query_params))
 
 
 @blueprint.route("/insights/categories", access=Access.SECRET, query=INSIGHTS_QUERY)
 def category_performance(caller: Caller) -> dict[str, Any]:
     query = parse_insights_query(blueprint.current_request.query_params)
-    return app_resources().content_performance.categories(query)
+    return app_resources().insights.content_performance.categories(query)
 
 
 @blueprint.route("/trending", access=Access.ANY_KEY, query=("n", "category"))
 def trending(caller: Caller) -> dict[str, Any]:
     n, category = parse_trending_query(blueprint.current_request.query_params)
-    return app_resources().trending.answer(n, category)
+    return app_resources().insights.trending.answer(n, category)

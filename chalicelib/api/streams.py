@@ -40,5 +40,5 @@ blueprint = Blueprint(__name__)
                               name="insight_counters", maximum_batching_window_in_seconds=BATCHING_WINDOW_SECONDS)
 def insight_counters(event: DynamoDBEvent) -> dict[str, Any]:
     """Add the batch's new events to the insight counters; raises (Lambda retries) when some were not."""
-    counted = app_resources().count_stream_batch(event.to_dict()["Records"])
+    counted = app_resources().insights.count_stream_batch(event.to_dict()["Records"])
     return counted.as_json() if counted is not None else {"skipped": "INSIGHTS_COUNTERS is not stream"}

@@ -36,8 +36,8 @@ class CounterInsights:
 
     Parameters
     ----------
-    performance: the content-performance listings (``Resources.content_performance``).
-    trending: trending items (``Resources.trending``).
+    performance: the content-performance listings (``Resources.insights.content_performance``).
+    trending: trending items (``Resources.insights.trending``).
     """
 
     def __init__(self, performance: ContentPerformance, trending: Trending) -> None:

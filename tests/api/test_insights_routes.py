@@ -52,7 +52,7 @@ def client(stage, resources, tmp_path_factory):
                   for k, kind in enumerate(["view", "view", "view", "click", "purchase"])]
         events += [{"user_id": "u9", "item_id": "i2", "event_type": "view", "source": "app"}]
         assert client.http.post("/events", body=json.dumps({"events": events}), headers=JSON_HEADERS).status_code == 202
-        resources.insight_counters.record([Event(f"v{k}", "i3", "view", f"t{k}", NOW) for k in range(6)])
+        resources.insights.counters.record([Event(f"v{k}", "i3", "view", f"t{k}", NOW) for k in range(6)])
         yield client
 
 
@@ -116,13 +116,13 @@ def test_trending_is_for_any_key(client):
 
 
 def _trend(resources, now, events):
-    writer = resources.insight_counters
+    writer = resources.insights.counters
     real_clock, writer._clock = writer._clock, lambda: now  # June 2026 is past the horizon of the real clock
     try:
         writer.record(events)
     finally:
         writer._clock = real_clock
-    return Trending(resources.counter_reader, resources.catalog_cache, resources.settings.event_weight_map,
+    return Trending(resources.insights.counter_reader, resources.catalog_cache, resources.settings.event_weight_map,
                     6.0, 5, clock=lambda: now)
 
 

@@ -69,10 +69,10 @@ def test_the_replay_gives_the_insights_and_trending_something_to_show_and_writes
     stored = replay_recent_activity(resources, replay_marker, burst_marker, now=now, ratings=60)
 
     ids = [record.event_id for record in resources.scan_table.scan() if is_event_key(record.record_key)]
-    rows = resources.content_performance.items(InsightsQuery(window="7d", limit=100))["items"]
+    rows = resources.insights.content_performance.items(InsightsQuery(window="7d", limit=100))["items"]
     assert stored > 60 and rows and all(row["views"] > 0 or row["previous"]["views"] > 0 for row in rows)
     assert sum(row["views"] for row in rows) > 0
-    trending = resources.trending.top(10, now=now).item_ids
+    trending = resources.insights.trending.top(10, now=now).item_ids
     assert trending and set(trending[:4]) == set(burst_items(SAMPLE_RATINGS))
     assert len(ids) == stored and all(event_id.startswith((REPLAY_PREFIX, BURST_PREFIX)) for event_id in ids)
     assert replay_marker.exists() and burst_marker.exists()

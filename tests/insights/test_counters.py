@@ -47,7 +47,7 @@ def event(user, item, kind="view", minutes_ago=0, source=None, event_id=None):
 
 
 def counters_of(resources, bucket, prefix=ITEM):
-    return {row.dimension: row for row in resources.counter_reader.read([bucket], prefix)[bucket]}
+    return {row.dimension: row for row in resources.insights.counter_reader.read([bucket], prefix)[bucket]}
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +88,7 @@ def test_a_failing_counter_update_never_fails_the_write(module_dynamodb_settings
     failures = []
     # One attempt: a missing table answers the same at every retry.
     resources = Resources(replace(module_dynamodb_settings, insights_table="no-such-table", event_write_attempts=1))
-    resources.insight_counters._on_failure = failures.append
+    resources.insights.counters._on_failure = failures.append
 
     receipt = resources.event_log.write([event("u1", f"{fresh_run()}-i1")])
 
@@ -112,7 +112,7 @@ class SketchAlwaysTaken:
 
 def test_a_sketch_lost_to_other_writers_still_counts_the_events_once(module_resources, caplog, monkeypatch):
     # Were it a failure, the stream consumer's batch would be delivered again and counted twice.
-    writer = module_resources.insight_counters
+    writer = module_resources.insights.counters
     monkeypatch.setattr(writer, "_table", SketchAlwaysTaken(writer._table))  # the module's writer: put back after
     item = f"{fresh_run()}-i1"
 
@@ -156,11 +156,11 @@ def test_counters_equal_what_a_full_scan_computes(module_resources, rows, split)
     for start in range(0, len(events), split):
         resources.event_log.write(events[start:start + split])
 
-    expected = {key: tally for key, tally in scan_tallies(resources.scan_table, resources.item_categories, NOW).items()
+    expected = {key: tally for key, tally in scan_tallies(resources.scan_table, resources.insights.item_categories, NOW).items()
                 if run in key[1]}
     # One Scan of the module's small counters table, not a Query per bucket (the reader's own test is above).
     stored = {(item["bucket"]["S"], item["dimension"]["S"]): Counts.from_raw(item)
-              for item in counter_connection(resources.counter_table).scan()["Items"] if run in item["dimension"]["S"]}
+              for item in counter_connection(resources.insights.counter_table).scan()["Items"] if run in item["dimension"]["S"]}
     assert set(stored) == set(expected)
     first_copies = {}
     for one in events:
@@ -178,11 +178,11 @@ def test_counters_equal_what_a_full_scan_computes(module_resources, rows, split)
 
 def test_the_rebuild_repairs_drift(resources):
     resources.event_log.write([event("u1", "i1"), event("u2", "i1", "click")])
-    connection = resources.insight_counters._table
-    resources.insight_counters.record([event("u9", "i1")])  # counted, never stored
-    resources.insight_counters.record([event("u9", "zz")])
+    connection = resources.insights.counters._table
+    resources.insights.counters.record([event("u9", "i1")])  # counted, never stored
+    resources.insights.counters.record([event("u9", "zz")])
 
-    written, deleted = rebuild(resources.scan_table, connection, resources.item_categories, NOW)
+    written, deleted = rebuild(resources.scan_table, connection, resources.insights.item_categories, NOW)
 
     assert (written, deleted) == (2, 2)  # i1 in the hour and the day; zz's two items deleted
     row = counters_of(resources, hour_bucket(NOW))[ITEM + "i1"]

@@ -76,7 +76,7 @@ def invoke(settings, tmp_path, *batches):
 
 def counters(resources, buckets, prefixes=(ITEM, CATEGORY)):
     return {(bucket, row.dimension): row for prefix in prefixes
-            for bucket, found in resources.counter_reader.read(buckets, prefix).items() for row in found}
+            for bucket, found in resources.insights.counter_reader.read(buckets, prefix).items() for row in found}
 
 
 def test_the_handler_counts_inserts_once_and_ignores_modify_remove_and_the_erasure_marker(dynamodb_settings, tmp_path):
@@ -162,7 +162,7 @@ def test_counters_from_the_tables_own_stream_equal_a_full_scan(settings, tmp_pat
     racing = event("u1", "a", "purchase", event_id="raced")
     log.write([racing])
     resources.event_table.of_event(racing, datetime.now(timezone.utc)).save()
-    expected = scan_tallies(resources.scan_table, resources.item_categories, NOW)
+    expected = scan_tallies(resources.scan_table, resources.insights.item_categories, NOW)
     log.erase("u3")  # the marker's INSERT and the event's REMOVE: counters do not go down
 
     records = stream_of(settings, settings.events_table)
