@@ -29,8 +29,10 @@ def test_provision_creates_the_bucket_and_the_event_table_with_its_time_index(se
 
 def test_each_client_and_store_is_built_once_and_shared(resources):
     for name in ("s3", "model_store", "model_registry", "event_table", "scan_table", "event_log", "event_rules",
-                 "live_model", "personalizer"):
+                 "live_model", "personalizer", "insights"):
         assert getattr(resources, name) is getattr(resources, name), name
+    for name in ("counter_table", "counters", "counter_reader", "content_performance", "trending"):
+        assert getattr(resources.insights, name) is getattr(resources.insights, name), name
     again = Resources(resources.settings)  # a second instance on the same endpoints shares the connections
     assert (again.s3, again.event_table, again.scan_table) == (resources.s3, resources.event_table, resources.scan_table)
 
