@@ -203,9 +203,15 @@ class ModelArtifact:
 
         implicit's ALS (the default, also for older files): confidence ``alpha * value`` and a fixed λ.
         Spark MLlib's ALS: confidence ``1 + alpha * value`` and λ times the user's positive interactions.
+        Either may have weighed each user's row by their activity (``activity_exponent`` > 0).
         """
-        return {"confidence_offset": float(self.hyperparameters.get("confidence_offset", 0.0)),
-                "scale_regularization": self.hyperparameters.get("regularization_scaling", "none") == "interactions"}
+        conventions = {"confidence_offset": float(self.hyperparameters.get("confidence_offset", 0.0)),
+                       "scale_regularization": self.hyperparameters.get("regularization_scaling", "none") == "interactions"}
+        exponent = float(self.hyperparameters.get("activity_exponent", 0.0))
+        if exponent:  # users weighed by their activity (chalicelib.serving.ranking.activity_weight)
+            conventions.update(activity_exponent=exponent,
+                               activity_reference=float(self.hyperparameters["activity_reference"]))
+        return conventions
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The arrays stored in ``model.npz``, by name."""
@@ -298,8 +304,9 @@ REGULARIZATION_SCALINGS = ("none", "interactions")
 def check_fold_in_hyperparameters(hyperparameters: Any) -> None:
     """Refuse hyperparameters without a finite ``regularization`` >= 0 and ``alpha`` > 0 (fold-in needs both).
 
-    The optional conventions must be ones fold-in knows: ``confidence_offset`` 0 or 1 and
-    ``regularization_scaling`` ``none`` or ``interactions``.
+    The optional conventions must be ones fold-in knows: ``confidence_offset`` 0 or 1,
+    ``regularization_scaling`` ``none`` or ``interactions``, and ``activity_exponent`` from 0 to 1
+    (above 0, with training's ``activity_reference``).
     """
     if not isinstance(hyperparameters, dict):
         raise ArtifactError(f"hyperparameters must be a JSON object, found {type(hyperparameters).__name__}")
@@ -316,6 +323,17 @@ def check_fold_in_hyperparameters(hyperparameters: Any) -> None:
     if scaling not in REGULARIZATION_SCALINGS:
         raise ArtifactError(f"hyperparameters' regularization_scaling must be one of {', '.join(REGULARIZATION_SCALINGS)}"
                             f", found {scaling!r}")
+    exponent = hyperparameters.get("activity_exponent", 0.0)
+    if not _finite_number(exponent) or not 0 <= exponent <= 1:
+        raise ArtifactError(f"hyperparameters' activity_exponent must be a number from 0 to 1, found {exponent!r}")
+    reference = hyperparameters.get("activity_reference")
+    if exponent and not (_finite_number(reference) and reference > 0):
+        raise ArtifactError("hyperparameters with an activity_exponent must give activity_reference, training's mean "
+                            f"count of positive items a user, as a finite number > 0 (fold-in needs it), found {reference!r}")
+
+
+def _finite_number(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
 
 
 def _check_arrays(arrays: dict[str, np.ndarray], expected_factors: int | None = None) -> None:

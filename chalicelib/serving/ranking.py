@@ -82,9 +82,22 @@ def inverse_norms(matrix: np.ndarray) -> np.ndarray:
     return np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
 
 
+def activity_weight(positives: int | np.ndarray, reference: float, exponent: float) -> float | np.ndarray:
+    """What a user's interaction strengths are multiplied by, for their count of positive items.
+
+    ``(positives / reference) ** -exponent``, a count of 0 taken as 1: with *exponent* > 0 a
+    user with many interactions weighs each less, and one with few weighs each more, so the
+    heaviest users do not dominate the item factors. *reference*: training's mean count (a user
+    at the mean keeps their strengths). Training scales each user's row this way, and the fold-in
+    does the same, so its solution is the one training would give.
+    """
+    return (np.maximum(positives, 1) / reference) ** -exponent
+
+
 def _fold_in_system(
     item_factors: np.ndarray, gram: np.ndarray, item_indices: np.ndarray, values: np.ndarray,
     regularization: float, alpha: float, confidence_offset: float = 0.0, scale_regularization: bool = False,
+    activity_exponent: float = 0.0, activity_reference: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(the distinct items, their confidences, their factors, A) of the fold-in's linear system."""
     item_indices = np.asarray(item_indices, dtype=np.int64)
@@ -93,6 +106,9 @@ def _fold_in_system(
     strengths = np.bincount(inverse, weights=values, minlength=unique.shape[0])
     keep = strengths != 0
     unique, strengths = unique[keep], strengths[keep]
+    if activity_exponent:
+        strengths = strengths * activity_weight(int(np.count_nonzero(strengths > 0)), activity_reference,
+                                                activity_exponent)
     confidences = np.sign(strengths) * confidence_offset + alpha * strengths
     factors = item_factors[unique].astype(np.float64)
     k = item_factors.shape[1]
@@ -113,6 +129,8 @@ def fold_in(
     *,
     confidence_offset: float = 0.0,
     scale_regularization: bool = False,
+    activity_exponent: float = 0.0,
+    activity_reference: float = 1.0,
 ) -> np.ndarray:
     """Solve for the user vector that ALS would give these interactions.
 
@@ -127,6 +145,8 @@ def fold_in(
     Spark MLlib's ALS differs in two ways, which the keyword arguments select:
     ``c_i = ±1 + alpha * value_i`` (``confidence_offset=1``), and λ is
     multiplied by the number of positive interactions (``scale_regularization``).
+    With an *activity_exponent*, the strengths are first multiplied by
+    :func:`activity_weight` of the number of positive items, as training weighed the user's row.
 
     Parameters
     ----------
@@ -136,9 +156,11 @@ def fold_in(
     regularization: λ used in training.
     alpha: confidence scaling used in training.
     confidence_offset, scale_regularization: training's confidence and λ conventions (above).
+    activity_exponent, activity_reference: training's weighting of users by their activity (above).
     """
     _, confidences, factors, a = _fold_in_system(item_factors, gram, item_indices, values, regularization, alpha,
-                                                 confidence_offset, scale_regularization)
+                                                 confidence_offset, scale_regularization, activity_exponent,
+                                                 activity_reference)
     positive = confidences > 0
     b = factors[positive].T @ confidences[positive]
     return np.linalg.solve(a, b)
@@ -155,6 +177,8 @@ def score_contributions(
     *,
     confidence_offset: float = 0.0,
     scale_regularization: bool = False,
+    activity_exponent: float = 0.0,
+    activity_reference: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """How much each interacted item adds to each target item's fold-in score.
 
@@ -169,7 +193,8 @@ def score_contributions(
     (len(rows), len(target_rows)) matrix of their contributions.
     """
     rows, confidences, factors, a = _fold_in_system(item_factors, gram, item_indices, values, regularization, alpha,
-                                                    confidence_offset, scale_regularization)
+                                                    confidence_offset, scale_regularization, activity_exponent,
+                                                    activity_reference)
     targets = item_factors[np.asarray(target_rows, dtype=np.int64)].astype(np.float64)
     solved = np.linalg.solve(a, targets.T)  # A⁻¹ y_t for each target, as columns
     contributions = (np.where(confidences > 0, confidences, 0.0)[:, None] * factors) @ solved

@@ -13,6 +13,7 @@ from implicit.cpu.als import AlternatingLeastSquares
 from threadpoolctl import threadpool_limits
 
 from chalicelib.models.artifact import ModelArtifact, make_artifact
+from chalicelib.serving.ranking import activity_weight
 from chalicelib.training.interactions import InteractionMatrix
 
 logger = logging.getLogger(__name__)
@@ -36,6 +37,35 @@ class AlsParameters:
     alpha: float = 6.0
     iterations: int = 15
     random_state: int = 42
+    #: β of :func:`weigh_by_activity`: 0 weighs every user's interactions alike.
+    activity_exponent: float = 0.0
+
+
+def positive_counts(matrix: sp.csr_matrix) -> np.ndarray:
+    """Each user's (row's) number of positive interactions."""
+    rows = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
+    return np.bincount(rows[matrix.data > 0], minlength=matrix.shape[0])
+
+
+def activity_reference(matrix: sp.csr_matrix) -> float:
+    """The mean number of positive interactions of the users with any (1 when none has)."""
+    counts = positive_counts(matrix)
+    return float(counts[counts > 0].mean()) if np.any(counts > 0) else 1.0
+
+
+def weigh_by_activity(matrix: sp.csr_matrix, exponent: float) -> sp.csr_matrix:
+    """*matrix* with each user's row multiplied by ``(their positives / the mean) ** -exponent``.
+
+    With β = *exponent* > 0, the few users with hundreds of interactions shape the item factors
+    less and the many with a few more: on MovieLens-100k and -latest-small, β 0.3 raised
+    validation MAP@10 and nDCG@10 on every split seed (README, "Offline quality"). Serving folds
+    events in with the same weight (:func:`chalicelib.serving.ranking.activity_weight`), from
+    the reference the artifact records (:func:`activity_reference`).
+    """
+    if not exponent:
+        return matrix
+    weights = activity_weight(positive_counts(matrix), activity_reference(matrix), exponent)
+    return sp.csr_matrix(sp.diags(weights.astype(np.float32)) @ matrix, dtype=np.float32)
 
 
 def fit_als(matrix: sp.csr_matrix, params: AlsParameters,
@@ -51,6 +81,7 @@ def fit_als(matrix: sp.csr_matrix, params: AlsParameters,
     -------
     (user_factors, item_factors) as float32 arrays.
     """
+    matrix = weigh_by_activity(matrix, params.activity_exponent)
     # implicit runs its own threads; a multithreaded BLAS underneath only competes with them.
     with threadpool_limits(limits=1, user_api="blas"):
         model = AlternatingLeastSquares(
@@ -107,6 +138,8 @@ def package_artifact(
     weighed them (see :func:`chalicelib.models.artifact.check_fold_in_hyperparameters`).
     """
     matrix = interactions.matrix
+    if hyperparameters.get("activity_exponent"):  # what fold-in weighs a user against, as the fit did
+        hyperparameters = {**hyperparameters, "activity_reference": activity_reference(matrix)}
     popularity = np.bincount(matrix.indices, minlength=matrix.shape[1]).astype(np.float32)
     cutoff = training_cutoff.astimezone(timezone.utc).isoformat(timespec="milliseconds") if training_cutoff else None
     return make_artifact(

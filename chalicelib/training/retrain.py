@@ -142,6 +142,7 @@ def live_parameters(artifact: ModelArtifact) -> AlsParameters | None:
     if artifact.algorithm not in _ALS_ALGORITHMS:
         return None
     known = {name: value for name, value in artifact.hyperparameters.items() if name in AlsParameters.__dataclass_fields__}
+    known.setdefault("activity_exponent", 0.0)  # a model from before users were weighed weighed none
     try:
         return AlsParameters(**known)
     except TypeError:

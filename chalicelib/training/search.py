@@ -30,12 +30,16 @@ class SearchSpace:
     alpha: tuple[float, ...] = (2.0, 4.0, 6.0, 8.0, 12.0, 16.0)
     regularization_per_alpha: tuple[float, ...] = (4.0, 5.0, 6.0, 7.0, 8.0, 10.0, 14.0)
     iterations: tuple[int, ...] = (15, 30)
+    #: β of :func:`~chalicelib.training.als.weigh_by_activity`.
+    activity_exponent: tuple[float, ...] = (0.0,)
 
     def grid(self, seed: int) -> list[AlsParameters]:
         """Every configuration, in a seeded random order."""
         points = [
-            AlsParameters(factors=f, regularization=round(a * r, 4), alpha=a, iterations=i, random_state=seed)
+            AlsParameters(factors=f, regularization=round(a * r, 4), alpha=a, iterations=i, random_state=seed,
+                          activity_exponent=b)
             for f in self.factors for a in self.alpha for r in self.regularization_per_alpha for i in self.iterations
+            for b in self.activity_exponent
         ]
         order = np.random.default_rng(seed).permutation(len(points))
         return [points[i] for i in order]

@@ -23,7 +23,7 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 import scipy.sparse as sp
 
-from chalicelib.training.als import AlsParameters
+from chalicelib.training.als import AlsParameters, weigh_by_activity
 from chalicelib.training.engine import TrainingEngine
 from chalicelib.training.search import SearchSpace
 
@@ -131,7 +131,8 @@ class SparkAlsEngine(TrainingEngine):
         from pyspark.ml.recommendation import ALS
 
         n_users, n_items = matrix.shape
-        ratings = self._ratings(matrix).persist()
+        # Users weighed by their activity as the implicit engine weighs them (serving folds in alike).
+        ratings = self._ratings(weigh_by_activity(matrix, params.activity_exponent)).persist()
         try:
             blocks = max(1, self.session.sparkContext.defaultParallelism)
             model = ALS(

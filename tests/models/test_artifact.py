@@ -223,6 +223,10 @@ def test_fold_in_hyperparameters_come_back_as_numbers(make_tiny_artifact):
     ({"confidence_offset": 2}, "confidence_offset must be 0 or 1"),
     ({"confidence_offset": True}, "confidence_offset must be 0 or 1"),
     ({"regularization_scaling": "users"}, "regularization_scaling must be one of none, interactions"),
+    ({"activity_exponent": 1.5, "activity_reference": 4.0}, "activity_exponent must be a number from 0 to 1"),
+    ({"activity_exponent": "0.3", "activity_reference": 4.0}, "activity_exponent must be a number from 0 to 1"),
+    ({"activity_exponent": 0.3}, "activity_exponent must give activity_reference"),
+    ({"activity_exponent": 0.3, "activity_reference": 0}, "activity_exponent must give activity_reference"),
 ])
 def test_fold_in_conventions_serving_does_not_know_are_refused(make_tiny_artifact, good, conventions, message):
     """A model trained under another convention would be folded in wrongly: refuse it rather than guess."""
@@ -241,6 +245,11 @@ def test_fold_in_conventions_default_to_implicits_and_come_back_from_the_file(ma
         "regularization": 0.1, "alpha": 2, "confidence_offset": 1, "regularization_scaling": "interactions"}),
         VERSION, CREATED_AT))
     assert spark.fold_in_conventions == {"confidence_offset": 1.0, "scale_regularization": True}
+    weighed = deserialize(*serialize(make_tiny_artifact(hyperparameters={
+        "regularization": 0.1, "alpha": 2, "activity_exponent": 0.3, "activity_reference": 12.5}),
+        VERSION, CREATED_AT))
+    assert weighed.fold_in_conventions == {"confidence_offset": 0.0, "scale_regularization": False,
+                                           "activity_exponent": 0.3, "activity_reference": 12.5}
 
 
 # --- the id orders ------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from chalicelib.serving.ranking import best_k, fold_in, score_contributions, top_n
+from chalicelib.serving.ranking import activity_weight, best_k, fold_in, score_contributions, top_n
 
 TINY_ITEMS = np.array([[1, 0], [0, 1], [1, 1], [2, 0]], dtype=np.float32)
 TINY_GRAM = np.array([[6.0, 1.0], [1.0, 2.0]])
@@ -125,6 +125,26 @@ def test_spark_conventions_count_only_positive_interactions_and_keep_negatives_o
                                               scale_regularization=True)
     np.testing.assert_allclose(contributions.sum(axis=0), TINY_ITEMS[[1, 3]] @ x, rtol=1e-6)
     assert contributions[rows.tolist().index(2)].tolist() == [0.0, 0.0]
+
+
+def test_activity_weight_is_the_count_over_the_reference_to_minus_the_exponent():
+    # (count / 4) ** -0.5, a count of 0 taken as 1: 1/4 -> 2, 4/4 -> 1, 16/4 -> 0.5.
+    np.testing.assert_allclose(activity_weight(np.array([0, 1, 4, 16]), 4.0, 0.5), [2.0, 2.0, 1.0, 0.5])
+    assert activity_weight(7, 4.0, 0.0) == 1.0
+
+
+def test_an_activity_exponent_scales_the_strengths_by_the_users_count_of_positive_items():
+    # Two positives (i0, i3) and one negative (i2) at reference 8, exponent 1: weight (2/8)^-1 = 4, so the
+    # fold-in is the one of strengths 4, 4 and -4; the negative item does not count as activity.
+    x = fold_in(TINY_ITEMS, TINY_GRAM, np.array([0, 3, 2]), np.array([1.0, 1.0, -1.0]), 0.1, alpha=2.0,
+                activity_exponent=1.0, activity_reference=8.0)
+    expected = fold_in(TINY_ITEMS, TINY_GRAM, np.array([0, 3, 2]), np.array([4.0, 4.0, -4.0]), 0.1, alpha=2.0)
+    np.testing.assert_allclose(x, expected, rtol=1e-12)
+    assert not np.allclose(x, fold_in(TINY_ITEMS, TINY_GRAM, np.array([0, 3, 2]), np.array([1.0, 1.0, -1.0]), 0.1,
+                                      alpha=2.0))
+    rows, contributions = score_contributions(TINY_ITEMS, TINY_GRAM, np.array([0, 3, 2]), np.array([1.0, 1.0, -1.0]),
+                                              0.1, 2.0, np.array([1]), activity_exponent=1.0, activity_reference=8.0)
+    np.testing.assert_allclose(contributions.sum(axis=0), TINY_ITEMS[[1]] @ x, rtol=1e-9)
 
 
 def test_fold_in_matches_implicit_recalculate_user():

@@ -6,10 +6,13 @@ have no interaction at all.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from chalicelib.serving.recommender import Recommender
 from chalicelib.training.als import AlsParameters
 from chalicelib.training.engine import IMPLICIT, engine_for_algorithm, training_engine
 from chalicelib.training.interactions import build_interactions
@@ -86,6 +89,30 @@ def test_the_artifact_records_the_engine_and_how_serving_folds_events_in(engine)
         "factors": 4, "regularization": params.regularization, "alpha": params.alpha}
     spark = engine.name == "spark"
     assert artifact.fold_in_conventions == {"confidence_offset": float(spark), "scale_regularization": spark}
+
+
+def test_users_weighed_by_activity_are_folded_in_as_the_engine_trained_them(engine):
+    """Real-time answers rely on fold-in weighing a user's events as training weighed their row."""
+    matrix = grouped_matrix()
+    extra = np.random.default_rng(5).choice(12, 8, replace=False)  # user 0 becomes the heavy one: 12 items
+    matrix = sp.csr_matrix(matrix + sp.csr_matrix((np.ones(8, np.float32), (np.zeros(8, int), extra)), shape=(21, 13)))
+    matrix.data[:] = 1.0
+    rows, cols = matrix.nonzero()
+    interactions = build_interactions([f"u{row:02d}" for row in rows], [f"i{col:02d}" for col in cols])
+    params = replace(PARAMETERS[engine.name], activity_exponent=0.5, iterations=60)
+
+    artifact = engine.artifact(interactions, params, None)
+
+    counts = np.diff(interactions.matrix.indptr)
+    assert artifact.hyperparameters["activity_exponent"] == 0.5
+    assert artifact.hyperparameters["activity_reference"] == pytest.approx(counts.mean())  # (12 + 19 * 4) / 20
+    recommender = Recommender(artifact)
+    for row in range(artifact.n_users):
+        seen = artifact.item_ids[artifact.seen_indices[artifact.seen_indptr[row]:artifact.seen_indptr[row + 1]]]
+        profile = recommender.profile_for_session(seen.tolist())  # value 1 each, as trained
+        np.testing.assert_allclose(profile.vector, artifact.user_factors[row], rtol=2e-2, atol=2e-3)
+    unweighed = engine.fit(interactions.matrix, replace(params, activity_exponent=0.0))
+    assert not np.allclose(unweighed[1], artifact.item_factors, atol=0.05)  # the weights changed the fit
 
 
 def test_a_live_model_is_refitted_by_its_own_engine_or_by_implicit():
