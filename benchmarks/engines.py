@@ -59,7 +59,8 @@ def tune_and_test(engine: TrainingEngine, table: InteractionTable, seed: int, bu
     started = time.perf_counter()
     train, test = stratified_split(table, 0.25, seed)
     folds = [stratified_split(train, 0.25, seed + fold) for fold in range(FOLDS)]
-    space = replace(engine.search_space, factors=(64, 128), iterations=(15,))
+    # Both engines unweighed (β 0), as the comparison README reports was run.
+    space = replace(engine.search_space, factors=(64, 128), iterations=(15,), activity_exponent=(0.0,))
     search = random_search([part.to_matrix().matrix for part, _ in folds],
                            [held.to_matrix().matrix for _, held in folds], budget, seed, 10, space, fit=engine.fit)
     train_matrix, test_matrix = train.to_matrix().matrix, test.to_matrix().matrix

@@ -35,11 +35,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--alpha", type=float, default=defaults.alpha)
     parser.add_argument("--iterations", type=int, default=defaults.iterations)
     parser.add_argument("--seed", type=int, default=defaults.random_state)
+    parser.add_argument("--activity-exponent", type=float, default=defaults.activity_exponent,
+                        help=f"beta: each user's interactions weigh (count / mean count)^-beta "
+                             f"(default {defaults.activity_exponent}; 0 weighs all users alike)")
     parser.add_argument("--no-publish", action="store_true", help="train only; do not upload")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
-    params = AlsParameters(args.factors, args.regularization, args.alpha, args.iterations, args.seed)
+    params = AlsParameters(args.factors, args.regularization, args.alpha, args.iterations, args.seed,
+                           args.activity_exponent)
     started = time.perf_counter()
     try:
         settings = settings_for_stage(args.stage)

@@ -48,8 +48,10 @@ SPARK_SEARCH_SPACE = SearchSpace(
     alpha=(2.0, 4.0, 6.0, 8.0, 12.0, 16.0),
     regularization_per_alpha=(0.05, 0.07, 0.1, 0.14, 0.2),
     iterations=(15, 30),
+    # Spark's per-interaction λ already weighs users by their counts; β was measured with implicit only.
+    activity_exponent=(0.0,),
 )
-SPARK_DEFAULTS = AlsParameters(factors=64, regularization=0.6, alpha=6.0, iterations=15)
+SPARK_DEFAULTS = AlsParameters(factors=64, regularization=0.6, alpha=6.0, iterations=15, activity_exponent=0.0)
 
 
 class SparkAlsEngine(TrainingEngine):

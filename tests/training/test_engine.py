@@ -20,10 +20,11 @@ from tests.conftest import CPU_HEAVY_GROUP
 
 pytestmark = CPU_HEAVY_GROUP
 
-#: A configuration that finds the two groups, in each engine's λ convention.
+#: A configuration that finds the two groups, in each engine's λ convention; users unweighed (β 0)
+#: but where a test weighs them.
 PARAMETERS = {
-    "implicit": AlsParameters(factors=4, regularization=0.1, alpha=4.0, iterations=10),
-    "spark": AlsParameters(factors=4, regularization=0.01, alpha=4.0, iterations=5),
+    "implicit": AlsParameters(factors=4, regularization=0.1, alpha=4.0, iterations=10, activity_exponent=0.0),
+    "spark": AlsParameters(factors=4, regularization=0.01, alpha=4.0, iterations=5, activity_exponent=0.0),
 }
 
 

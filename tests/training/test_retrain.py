@@ -111,7 +111,7 @@ def test_first_retrain_publishes_against_popularity_alone(model_registry):
     assert metrics["gate"] == {"passed": True, "forced": False, "margin": 0.0, "target": "ndcg@10"}
     assert manifest["forced"] is False
     assert manifest["training_cutoff"] == "2026-02-01T12:00:00.000+00:00"  # when the read began
-    assert manifest["hyperparameters"] == asdict(GOOD)
+    assert manifest["hyperparameters"] == {**asdict(GOOD), "activity_reference": 10.0}  # every user has 10
     # Published after a refit on all the data, not the training part.
     assert manifest["counts"] == {"users": 60, "items": 40, "interactions": 600}
 

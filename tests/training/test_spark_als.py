@@ -14,7 +14,7 @@ from tests.training.test_retrain import GOOD, WEIGHTS, options, read_grouped
 
 pytestmark = CPU_HEAVY_GROUP
 
-SPARK_GOOD = AlsParameters(factors=4, regularization=0.001, alpha=8.0, iterations=5)
+SPARK_GOOD = AlsParameters(factors=4, regularization=0.001, alpha=8.0, iterations=5, activity_exponent=0.0)  # as SPARK_DEFAULTS
 
 
 def test_a_session_fold_in_of_a_users_items_gives_the_factors_spark_trained(spark_engine):
