@@ -100,7 +100,8 @@ def test_users_weighed_by_activity_are_folded_in_as_the_engine_trained_them(engi
     matrix.data[:] = 1.0
     rows, cols = matrix.nonzero()
     interactions = build_interactions([f"u{row:02d}" for row in rows], [f"i{col:02d}" for col in cols])
-    params = replace(PARAMETERS[engine.name], activity_exponent=0.5, iterations=60)
+    # implicit solves by conjugate gradient, so its users need more sweeps to settle on the exact solution.
+    params = replace(PARAMETERS[engine.name], activity_exponent=0.5, iterations=60 if engine.name == "implicit" else 10)
 
     artifact = engine.artifact(interactions, params, None)
 
