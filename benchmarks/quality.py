@@ -2,8 +2,9 @@
 
 Each seed runs ``scripts/benchmark_quality.py`` in its own process: a stratified
 75/25 split with that seed, hyperparameters chosen on ``FOLDS`` validation folds
-carved from the training part only (every point of the script's grid, the best
-by validation MAP@10), the winner refitted and evaluated once on test.
+carved from the training part only (the script's default: 24 seeded points of
+the retrain's own grid, the best by validation MAP@10), the winner refitted and
+evaluated once on test.
 
   python -m benchmarks.quality [--quick]    # --quick: seeds 1 and 2, 8 trials each
 """
@@ -22,7 +23,7 @@ from typing import Any
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 SEEDS = (1, 2, 3, 4, 5)
-#: Search trials a seed; None: the script's whole grid (20 points).
+#: Search trials a seed; None: the script's default (24 points of the retrain's grid).
 BUDGET: int | None = None
 FOLDS = 3
 
